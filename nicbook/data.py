@@ -1,0 +1,431 @@
+"""Images for the book: loading any file as 8-bit RGB, the embedded sample, Kodak and training photos.
+
+Every codec in nicbook works on ``H×W×3 uint8`` arrays. :func:`load_image` and :func:`as_rgb8` turn
+other inputs into that form with one explicit policy:
+
+* **grayscale** (``L``, ``1``, 16-bit ``I;16``): the gray value is copied to R, G and B;
+* **16-bit** samples are scaled to 8 bits as ``round(v * 255 / 65535)``;
+* **palette** images are expanded to RGB (or RGBA when the palette has transparency);
+* **alpha** is composited over a white background by default (``alpha="white"``), because the
+  colour stored under fully transparent pixels is arbitrary; ``alpha="drop"`` keeps it as it is and
+  ``alpha="error"`` refuses such images;
+* **CMYK / YCbCr / LAB** files are converted to RGB by Pillow;
+* EXIF orientation is applied, so the array looks the way a viewer shows the file;
+* floating-point images are refused: their scale (0–1 or 0–255) is ambiguous.
+
+Data sets are found through the ``NICBOOK_DATA`` environment variable (a folder with ``kodak/`` and
+``train/``); Kodak can also be downloaded into a user cache with SHA-256 verification of every file.
+Kodak is for evaluation only: nothing in nicbook trains or tunes on it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+from torch.utils.data import Dataset
+
+from nicbook.errors import ChecksumError, DataNotFoundError, ImageFormatError
+
+AlphaPolicy = Literal["white", "drop", "error"]
+
+#: Environment variable naming the folder that holds ``kodak/`` and ``train/``.
+DATA_ENV = "NICBOOK_DATA"
+
+#: Public copy of the Kodak suite (a pinned commit, so the checksums below stay valid).
+KODAK_URL = (
+    "https://raw.githubusercontent.com/Zelex/images/0b8a89db599a384124fb991b85d40cfd63c73d58/kodak/"
+)
+
+#: SHA-256 of each Kodak PNG; a downloaded or cached file must match before it is used.
+KODAK_SHA256: Mapping[str, str] = {
+    "kodim01.png": "6b4fbe6f3e8e0e20150d5b0c32248bf072e22b5989d415f96f796c5b7004a70f",
+    "kodim02.png": "1788370471429d992750a09caf6702ac74e56962447de02520d4b161738c0369",
+    "kodim03.png": "b9c800ee568f0b18c983817df08d9f7f24a7ddb3abfdc31bde9234c4fde83137",
+    "kodim04.png": "0c60c62599ad33fd78b29c36013fbe4120946f6c327c0ef0ec6983297fb48d23",
+    "kodim05.png": "ccf694ceb6bbf431e0009ed0d5573a8ff0915095b69ddfb527b91d8325897f5e",
+    "kodim06.png": "f4212cc927d1d579c712843cf8320c7eccb571e5ea80456022ffe99d67e9cd5d",
+    "kodim07.png": "7cdd6d63ae0a245f6f9d983d740e11c6808c2efc24f8351aad9b5f676c27b55a",
+    "kodim08.png": "5a6a089bdb47605287c00d89ebf2a5312981eb998c94b5853d917c93a9066cdb",
+    "kodim09.png": "4d8d801592aeaf446978bbd1c83b76c498242d0f684769311a4e7248289500bf",
+    "kodim10.png": "7aca487dc83db732a5690b7affe8558e9dadf5bb44a4589ba2b607480a07228b",
+    "kodim11.png": "c7c02bd6e942d1181518e3ce2d97cf0451e4494a5e9d6ddee276940e4875d746",
+    "kodim12.png": "df571f5e66d1aefd764ea77855e81e3be61528c34962a0fd1d50557502162c1e",
+    "kodim13.png": "797949ce1152ef157ff0a1231c95cb8ed7641615e0b0f5f77f851a44aee19e8d",
+    "kodim14.png": "08a1898d5702f32e7d9f94a94651d74a62cb9325475775a558b388c8d98f1846",
+    "kodim15.png": "416c475f39b0eb9203ce7f77d2af8824f5bffc1a86a4605865017f04c41639b9",
+    "kodim16.png": "5d03303693decdf7a1e1e930b5ca6684283aa80a9e7d8d6a842a74fa5f790640",
+    "kodim17.png": "19d90e98e5835efae20a6e17e22e5ac6814ee2c8efb32d188ea4359abaf9f5bd",
+    "kodim18.png": "83df267dfec61e9b9d3756c422502160b2fab595650c73a8b12940540ad09ec5",
+    "kodim19.png": "86560efe85a13413b228ef7e42dde0d439b25a94fb8e2d6fb1dc1631cf48853b",
+    "kodim20.png": "1ae187d92b3a4483b6717f7fd08592846ffdfc340c6424f6756627a27f3d8ea7",
+    "kodim21.png": "26e193795108c4b5ec47206ae4ff07a353d2492947f7a7ae8d380e042b74027b",
+    "kodim22.png": "627b76fccf714b4ddffb739b2eb63ba2817cf5b5a8e222079542dcf2cfdda939",
+    "kodim23.png": "85c67d7ea758cb0604fb6980ab0c65091a2eefa7b3b50cbb1bc702a60206dfe5",
+    "kodim24.png": "9f1c26df52217bd49f998a720a2ffeba41a535cf826f4ae32e355fb2b0bbc0fe",
+}
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
+
+
+# --------------------------------------------------------------------------- images
+
+
+def as_rgb8(image: np.ndarray, alpha: AlphaPolicy = "white") -> np.ndarray:
+    """Return ``image`` as a contiguous ``H×W×3 uint8`` array, following the module's policy.
+
+    Accepts ``H×W`` (gray), ``H×W×1``, ``H×W×3`` and ``H×W×4`` (RGBA) arrays of dtype uint8 or
+    uint16. Raises :class:`ImageFormatError` for anything else, with the reason.
+    """
+    array = np.asarray(image)
+    if array.dtype == np.uint16:
+        array = np.round(array.astype(np.float64) * (255.0 / 65535.0)).astype(np.uint8)
+    elif array.dtype == bool:
+        array = array.astype(np.uint8) * 255
+    elif array.dtype != np.uint8:
+        raise ImageFormatError(
+            f"expected a uint8 or uint16 image, got dtype {array.dtype}; convert floats explicitly, "
+            "e.g. np.clip(np.round(x * 255), 0, 255).astype(np.uint8) for values in [0, 1]"
+        )
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if array.ndim != 3 or array.shape[2] not in (1, 3, 4):
+        raise ImageFormatError(
+            f"expected an H×W, H×W×3 or H×W×4 image, got shape {tuple(np.shape(image))}"
+        )
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise ImageFormatError(f"the image is empty (shape {tuple(np.shape(image))})")
+    if array.shape[2] == 1:
+        array = np.repeat(array, 3, axis=2)
+    elif array.shape[2] == 4:
+        array = _apply_alpha_policy(array, alpha)
+    return np.ascontiguousarray(array)
+
+
+def _apply_alpha_policy(rgba: np.ndarray, alpha: AlphaPolicy) -> np.ndarray:
+    if alpha == "drop":
+        return rgba[:, :, :3]
+    if alpha == "error":
+        raise ImageFormatError("the image has an alpha channel (pass alpha='white' or 'drop')")
+    if alpha != "white":
+        raise ValueError(f"alpha must be 'white', 'drop' or 'error', not {alpha!r}")
+    weight = rgba[:, :, 3:4].astype(np.float64) / 255.0
+    blended = rgba[:, :, :3] * weight + 255.0 * (1.0 - weight)
+    return np.round(blended).astype(np.uint8)
+
+
+def pil_to_rgb8(picture: Image.Image, alpha: AlphaPolicy = "white") -> np.ndarray:
+    """Convert a Pillow image of any mode to ``H×W×3 uint8`` (see the module's policy)."""
+    picture = ImageOps.exif_transpose(picture)
+    mode = picture.mode
+    if mode == "P":
+        picture = picture.convert("RGBA" if "transparency" in picture.info else "RGB")
+    elif mode == "PA":
+        picture = picture.convert("RGBA")
+    mode = picture.mode
+    if mode in ("RGB", "RGBA", "L"):
+        return as_rgb8(np.asarray(picture), alpha)
+    if mode == "LA":
+        gray, opacity = np.asarray(picture)[:, :, 0], np.asarray(picture)[:, :, 1]
+        return as_rgb8(np.stack([gray, gray, gray, opacity], axis=2), alpha)
+    if mode == "1":
+        return as_rgb8(np.asarray(picture, dtype=bool))
+    if mode.startswith("I;16") or mode == "I":
+        values = np.asarray(picture).astype(np.int64)
+        if values.min() < 0 or values.max() > 65535:
+            raise ImageFormatError(f"integer image with values outside 0..65535 (mode {mode})")
+        return as_rgb8(values.astype(np.uint16))
+    if mode == "F":
+        raise ImageFormatError("floating-point images are not supported: their scale is ambiguous")
+    try:
+        return as_rgb8(np.asarray(picture.convert("RGB")))
+    except (ValueError, OSError) as error:
+        raise ImageFormatError(f"cannot convert an image of mode {mode} to RGB: {error}") from error
+
+
+def load_image(path: str | os.PathLike[str], alpha: AlphaPolicy = "white") -> np.ndarray:
+    """Read an image file as ``H×W×3 uint8`` (grayscale, alpha, palette and 16-bit handled)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataNotFoundError(f"no image file at {path}")
+    try:
+        with Image.open(path) as picture:
+            picture.load()
+            return pil_to_rgb8(picture, alpha)
+    except (Image.UnidentifiedImageError, Image.DecompressionBombError, SyntaxError) as error:
+        raise ImageFormatError(f"{path.name}: not an image Pillow can read ({error})") from error
+    except OSError as error:
+        raise ImageFormatError(f"{path.name}: cannot read the image ({error})") from error
+
+
+def save_image(image: np.ndarray, path: str | os.PathLike[str]) -> None:
+    """Write an ``H×W×3 uint8`` image losslessly (format from the suffix, PNG recommended)."""
+    Image.fromarray(as_rgb8(image)).save(path)
+
+
+def sample_image() -> np.ndarray:
+    """Grace Hopper's portrait shipped with matplotlib (600×512 RGB): the book's embedded default."""
+    from matplotlib import cbook
+
+    return load_image(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+
+
+# --------------------------------------------------------------------------- data sets
+
+
+def data_root() -> Path | None:
+    """The folder named by ``$NICBOOK_DATA``, or None when the variable is unset or empty."""
+    value = os.environ.get(DATA_ENV, "").strip()
+    return Path(value).expanduser() if value else None
+
+
+def cache_dir() -> Path:
+    """Per-user cache for downloads: ``$XDG_CACHE_HOME/nicbook`` or ``~/.cache/nicbook``."""
+    base = os.environ.get("XDG_CACHE_HOME", "").strip() or Path.home() / ".cache"
+    return Path(base) / "nicbook"
+
+
+def _kodak_candidates() -> list[Path]:
+    root = data_root()
+    candidates = [root / "kodak"] if root is not None else []
+    candidates.append(cache_dir() / "kodak")
+    return candidates
+
+
+def _is_complete(folder: Path) -> bool:
+    return all((folder / name).is_file() for name in KODAK_SHA256)
+
+
+def kodak_available() -> bool:
+    """Whether all 24 Kodak images are on this machine (``$NICBOOK_DATA/kodak`` or the cache)."""
+    return any(_is_complete(folder) for folder in _kodak_candidates())
+
+
+def sha256_of(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def download_kodak(
+    destination: Path | None = None,
+    base_url: str = KODAK_URL,
+    checksums: Mapping[str, str] = KODAK_SHA256,
+    progress: bool = True,
+) -> Path:
+    """Download the Kodak suite into ``destination`` (default: the user cache), verifying each file.
+
+    A file is written to a temporary name, checked against its SHA-256, and only then moved into
+    place, so a wrong or partial download is never cached. Files already present and correct are
+    kept. Raises :class:`ChecksumError` for a mismatch and :class:`DataNotFoundError` when the
+    source cannot be reached.
+    """
+    from tqdm.auto import tqdm
+
+    destination = Path(destination) if destination is not None else cache_dir() / "kodak"
+    destination.mkdir(parents=True, exist_ok=True)
+    names = sorted(checksums)
+    for name in tqdm(names, desc="Kodak", disable=not progress):
+        target = destination / name
+        if target.is_file() and sha256_of(target) == checksums[name]:
+            continue
+        handle, temporary = tempfile.mkstemp(prefix=f".{name}.", dir=destination)
+        os.close(handle)
+        temporary_path = Path(temporary)
+        try:
+            try:
+                with urllib.request.urlopen(base_url + name, timeout=60) as response, open(
+                    temporary_path, "wb"
+                ) as out:
+                    shutil.copyfileobj(response, out)
+            except (urllib.error.URLError, OSError) as error:
+                raise DataNotFoundError(
+                    f"could not download {name} from {base_url}: {error}. {_KODAK_HELP}"
+                ) from error
+            actual = sha256_of(temporary_path)
+            if actual != checksums[name]:
+                raise ChecksumError(
+                    f"{name}: SHA-256 {actual} does not match the published {checksums[name]}; "
+                    "the file was not kept"
+                )
+            temporary_path.replace(target)
+        finally:
+            temporary_path.unlink(missing_ok=True)
+    return destination
+
+
+_KODAK_HELP = (
+    "To get the Kodak images, either set NICBOOK_DATA to a folder containing kodak/kodim01.png … "
+    "kodim24.png, or run `python -m nicbook data kodak` (or nicbook.data.download_kodak()) on a "
+    "machine with internet access to download and verify them into the user cache."
+)
+
+
+def kodak_paths(download: bool = False) -> list[Path]:
+    """Paths of kodim01.png … kodim24.png, from ``$NICBOOK_DATA/kodak`` or the user cache.
+
+    With ``download=True`` a missing suite is downloaded into the cache first.
+    """
+    for folder in _kodak_candidates():
+        if _is_complete(folder):
+            return [folder / name for name in sorted(KODAK_SHA256)]
+    if download:
+        folder = download_kodak()
+        return [folder / name for name in sorted(KODAK_SHA256)]
+    looked = ", ".join(str(folder) for folder in _kodak_candidates())
+    raise DataNotFoundError(f"the Kodak images were not found (looked in {looked}). {_KODAK_HELP}")
+
+
+def kodak_images(indices: Sequence[int] | None = None, download: bool = False) -> list[np.ndarray]:
+    """The Kodak images as arrays; ``indices`` are 1-based (``[1, 23]`` is kodim01 and kodim23)."""
+    paths = kodak_paths(download=download)
+    chosen = range(1, len(paths) + 1) if indices is None else indices
+    for index in chosen:
+        if not 1 <= index <= len(paths):
+            raise ValueError(f"Kodak indices run from 1 to {len(paths)}, got {index}")
+    return [load_image(paths[index - 1]) for index in chosen]
+
+
+def book_images(count: int = 1) -> list[tuple[str, np.ndarray]]:
+    """``(name, image)`` pairs the chapters compute on: the first Kodak images when present,
+    otherwise the embedded sample image (so every chapter runs on any machine)."""
+    if count < 1:
+        raise ValueError("count must be at least 1")
+    if kodak_available():
+        paths = kodak_paths()[: min(count, len(KODAK_SHA256))]
+        return [(path.stem, load_image(path)) for path in paths]
+    return [("grace_hopper", sample_image())]
+
+
+def training_image_paths(root: str | os.PathLike[str] | None = None) -> list[Path]:
+    """All images under ``root`` (default ``$NICBOOK_DATA/train``), searched recursively, sorted."""
+    if root is None:
+        base = data_root()
+        if base is None:
+            raise DataNotFoundError(
+                f"no training images: set {DATA_ENV} to a folder whose train/ subfolder holds "
+                "PNG or JPEG photos (any folder of natural photos will do)"
+            )
+        root = base / "train"
+    folder = Path(root)
+    paths = sorted(
+        path for path in folder.rglob("*") if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()
+    )
+    if not paths:
+        raise DataNotFoundError(f"no PNG or JPEG images found under {folder}")
+    return paths
+
+
+def train_validation_split(
+    paths: Sequence[Path], validation_fraction: float = 0.05
+) -> tuple[list[Path], list[Path]]:
+    """Split training photos into train and held-out validation sets, the same way on every machine.
+
+    A file goes to validation when the SHA-256 of its name falls in the lowest fraction, so the split
+    is stable when files are added or the folder is moved.
+    """
+    if not 0.0 <= validation_fraction < 1.0:
+        raise ValueError("validation_fraction must be in [0, 1)")
+    threshold = int(validation_fraction * 2**32)
+    train, validation = [], []
+    for path in paths:
+        bucket = int.from_bytes(hashlib.sha256(Path(path).name.encode()).digest()[:4], "big")
+        (validation if bucket < threshold else train).append(Path(path))
+    return train, validation
+
+
+# --------------------------------------------------------------------------- training patches
+
+
+class PatchDataset(Dataset):
+    """Random square crops of training photos, with random horizontal and vertical flips.
+
+    Each item is a float32 tensor ``(3, patch_size, patch_size)`` in [0, 1]. An epoch has
+    ``patches_per_image`` crops of every image; images smaller than a patch are padded by
+    reflection. Decoded images are kept in memory (about 0.4 GB for the book's 580 photos) unless
+    ``cache=False``. Randomness comes from torch's generator, so ``torch.manual_seed`` (and the
+    DataLoader's per-worker seeding) makes the crops reproducible.
+    """
+
+    def __init__(
+        self,
+        paths: Sequence[str | os.PathLike[str]],
+        patch_size: int = 128,
+        patches_per_image: int = 1,
+        cache: bool = True,
+    ) -> None:
+        if not paths:
+            raise DataNotFoundError("PatchDataset needs at least one image path")
+        if patch_size < 1 or patches_per_image < 1:
+            raise ValueError("patch_size and patches_per_image must be positive")
+        self.paths = [Path(path) for path in paths]
+        self.patch_size = patch_size
+        self.patches_per_image = patches_per_image
+        self.cache = cache
+        self._images: dict[int, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self.paths) * self.patches_per_image
+
+    def _image(self, index: int) -> np.ndarray:
+        image = self._images.get(index)
+        if image is None:
+            image = load_image(self.paths[index])
+            if self.cache:
+                self._images[index] = image
+        return image
+
+    def __getitem__(self, item: int) -> torch.Tensor:
+        image = self._image(item % len(self.paths))
+        size = self.patch_size
+        pad_y, pad_x = max(0, size - image.shape[0]), max(0, size - image.shape[1])
+        if pad_y or pad_x:
+            mode = "reflect" if min(image.shape[:2]) > 1 else "edge"
+            image = np.pad(image, ((0, pad_y), (0, pad_x), (0, 0)), mode=mode)
+        top = int(torch.randint(0, image.shape[0] - size + 1, ()))
+        left = int(torch.randint(0, image.shape[1] - size + 1, ()))
+        patch = image[top : top + size, left : left + size]
+        if torch.rand(()) < 0.5:
+            patch = patch[:, ::-1]
+        if torch.rand(()) < 0.5:
+            patch = patch[::-1]
+        tensor = torch.from_numpy(np.ascontiguousarray(patch)).permute(2, 0, 1)
+        return tensor.float().div_(255.0)
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def register_cli(subparsers) -> None:
+    """Add ``nicbook data`` (where the data is, and downloading Kodak)."""
+    parser = subparsers.add_parser("data", help="locate or download the book's data sets")
+    parser.add_argument("dataset", choices=["kodak", "status"], help="download Kodak, or show status")
+    parser.set_defaults(func=_cli_data)
+
+
+def _cli_data(args) -> int:
+    if args.dataset == "kodak":
+        paths = kodak_paths(download=True)
+        print(f"Kodak: {len(paths)} images verified in {paths[0].parent}")
+        return 0
+    root = data_root()
+    print(f"{DATA_ENV}: {root if root is not None else '(unset)'}")
+    print(f"Kodak available: {kodak_available()}")
+    try:
+        print(f"training images: {len(training_image_paths())}")
+    except DataNotFoundError as error:
+        print(f"training images: none ({error})")
+    return 0

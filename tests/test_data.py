@@ -1,0 +1,179 @@
+"""nicbook.data: the image policy, the sample image, Kodak discovery and verified download."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.server
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from nicbook import data
+from nicbook.errors import ChecksumError, DataNotFoundError, ImageFormatError
+
+
+@pytest.fixture()
+def no_data(monkeypatch, tmp_path):
+    """A machine without NICBOOK_DATA and with an empty user cache."""
+    monkeypatch.delenv(data.DATA_ENV, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+
+def test_sample_image_is_rgb8(sample):
+    assert sample.shape == (600, 512, 3) and sample.dtype == np.uint8
+    assert 50 < sample.mean() < 200
+
+
+def _save(tmp_path: Path, picture: Image.Image, name: str) -> Path:
+    path = tmp_path / name
+    picture.save(path)
+    return path
+
+
+def test_grayscale_is_replicated(tmp_path):
+    gray = np.arange(12, dtype=np.uint8).reshape(3, 4) * 20
+    image = data.load_image(_save(tmp_path, Image.fromarray(gray), "g.png"))
+    assert image.shape == (3, 4, 3)
+    assert all(np.array_equal(image[..., c], gray) for c in range(3))
+
+
+def test_alpha_composited_over_white_or_dropped(tmp_path):
+    rgba = np.zeros((2, 2, 4), np.uint8)
+    rgba[..., 0] = 200
+    rgba[0, 0, 3] = 255  # opaque red-ish pixel; the others are fully transparent
+    path = _save(tmp_path, Image.fromarray(rgba, "RGBA"), "a.png")
+    white = data.load_image(path)
+    assert white[0, 0].tolist() == [200, 0, 0]
+    assert white[1, 1].tolist() == [255, 255, 255]
+    assert data.load_image(path, alpha="drop")[1, 1].tolist() == [200, 0, 0]
+    with pytest.raises(ImageFormatError, match="alpha"):
+        data.load_image(path, alpha="error")
+
+
+def test_palette_image_is_expanded(tmp_path):
+    rgb = np.zeros((4, 4, 3), np.uint8)
+    rgb[:2] = [10, 20, 30]
+    rgb[2:] = [200, 100, 50]
+    palette = Image.fromarray(rgb).convert("P", palette=Image.Palette.ADAPTIVE, colors=4)
+    image = data.load_image(_save(tmp_path, palette, "p.png"))
+    assert np.array_equal(image, rgb)
+
+
+def test_sixteen_bit_is_scaled(tmp_path):
+    values = np.array([[0, 257, 65535]], np.uint16)
+    picture = Image.fromarray(values)
+    image = data.load_image(_save(tmp_path, picture, "d.png"))
+    assert image[0, :, 0].tolist() == [0, 1, 255]
+    assert data.as_rgb8(np.full((2, 2, 3), 65535, np.uint16)).max() == 255
+
+
+def test_bad_inputs_raise_clear_errors(tmp_path):
+    with pytest.raises(ImageFormatError, match="dtype float"):
+        data.as_rgb8(np.zeros((2, 2, 3), np.float32))
+    with pytest.raises(ImageFormatError, match="shape"):
+        data.as_rgb8(np.zeros((2, 2, 5), np.uint8))
+    with pytest.raises(ImageFormatError, match="empty"):
+        data.as_rgb8(np.zeros((0, 2, 3), np.uint8))
+    with pytest.raises(DataNotFoundError):
+        data.load_image(tmp_path / "missing.png")
+    junk = tmp_path / "junk.png"
+    junk.write_bytes(b"not an image at all")
+    with pytest.raises(ImageFormatError, match="junk.png"):
+        data.load_image(junk)
+    truncated = tmp_path / "cut.png"
+    full = _save(tmp_path, Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8)), "f.png")
+    truncated.write_bytes(full.read_bytes()[:200])
+    with pytest.raises(ImageFormatError):
+        data.load_image(truncated)
+
+
+def test_missing_kodak_says_how_to_get_it(no_data):
+    assert not data.kodak_available()
+    with pytest.raises(DataNotFoundError, match="NICBOOK_DATA"):
+        data.kodak_paths()
+    assert [name for name, _ in data.book_images(3)] == ["grace_hopper"]
+    with pytest.raises(DataNotFoundError, match="NICBOOK_DATA"):
+        data.training_image_paths()
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args) -> None:  # noqa: A002 - the base class's name
+        pass
+
+
+@pytest.fixture()
+def fake_source(tmp_path):
+    """A loopback HTTP server holding two small PNGs, and their SHA-256 checksums."""
+    served = tmp_path / "served"
+    served.mkdir()
+    checksums = {}
+    for index in (1, 2):
+        name = f"kodim{index:02d}.png"
+        Image.fromarray(np.full((8, 8, 3), index * 40, np.uint8)).save(served / name)
+        checksums[name] = hashlib.sha256((served / name).read_bytes()).hexdigest()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(served)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/", checksums, served
+    server.shutdown()
+    server.server_close()
+
+
+def test_download_verifies_every_file(fake_source, tmp_path):
+    url, checksums, _ = fake_source
+    folder = data.download_kodak(tmp_path / "kodak", base_url=url, checksums=checksums, progress=False)
+    assert sorted(path.name for path in folder.iterdir()) == sorted(checksums)
+
+
+def test_download_rejects_a_wrong_file_and_caches_nothing(fake_source, tmp_path):
+    url, checksums, served = fake_source
+    (served / "kodim02.png").write_bytes(b"tampered")
+    destination = tmp_path / "kodak"
+    with pytest.raises(ChecksumError, match="kodim02.png"):
+        data.download_kodak(destination, base_url=url, checksums=checksums, progress=False)
+    assert sorted(path.name for path in destination.iterdir()) == ["kodim01.png"]
+
+
+def test_download_reports_an_unreachable_source(fake_source, tmp_path):
+    url, checksums, _ = fake_source
+    with pytest.raises(DataNotFoundError, match="could not download"):
+        data.download_kodak(tmp_path / "k", base_url=url + "nowhere/", checksums=checksums, progress=False)
+    assert list((tmp_path / "k").iterdir()) == []
+
+
+def test_kodak_found_through_nicbook_data(kodak_paths):
+    assert len(kodak_paths) == 24
+    image = data.kodak_images([1])[0]
+    assert image.shape in ((512, 768, 3), (768, 512, 3))
+    with pytest.raises(ValueError, match="1 to 24"):
+        data.kodak_images([0])
+
+
+def test_training_split_is_stable_and_disjoint(training_paths):
+    train, validation = data.train_validation_split(training_paths, 0.05)
+    assert not set(train) & set(validation)
+    assert len(train) + len(validation) == len(training_paths)
+    assert 0 < len(validation) < 0.15 * len(training_paths)
+    assert data.train_validation_split(list(reversed(training_paths)), 0.05)[1] == list(reversed(validation))
+
+
+def test_patch_dataset_crops_and_flips(tmp_path):
+    ramp = np.tile(np.arange(40, dtype=np.uint8)[None, :, None], (30, 1, 3))
+    small = np.full((5, 7, 3), 9, np.uint8)
+    paths = [_save(tmp_path, Image.fromarray(ramp), "ramp.png"), _save(tmp_path, Image.fromarray(small), "s.png")]
+    dataset = data.PatchDataset(paths, patch_size=16, patches_per_image=3)
+    assert len(dataset) == 6
+    torch.manual_seed(0)
+    patches = [dataset[0] for _ in range(20)]
+    assert all(p.shape == (3, 16, 16) and p.dtype == torch.float32 for p in patches)
+    assert all(0.0 <= float(p.min()) and float(p.max()) <= 1.0 for p in patches)
+    directions = {bool(p[0, 0, 1] > p[0, 0, 0]) for p in patches}
+    assert directions == {True, False}  # horizontal flips happen, both ways
+    assert dataset[1].shape == (3, 16, 16)  # an image smaller than a patch is padded
+    with pytest.raises(DataNotFoundError):
+        data.PatchDataset([])

@@ -1,0 +1,126 @@
+"""The built site in a real browser: every page loads, its scripts run, its images show.
+
+Headless Chromium (Debian's ``chromium`` package, driven by Playwright with ``executable_path``)
+opens every HTML page of ``_build/html`` from a loopback HTTP server, with every request to another
+host blocked. A page fails on a JavaScript error raised by the book's own scripts, on one of its
+images that did not load, or on an empty main content area. A screenshot of each page is saved in
+``_build/screenshots/``.
+
+These tests need a built book; they skip (with the reason) when it is absent or no Chromium is
+installed, unless ``NICBOOK_REQUIRE_BROWSER=1`` (set by CI), which turns those skips into failures.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import shutil
+import threading
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SITE = ROOT / "_build" / "html"
+SCREENSHOTS = ROOT / "_build" / "screenshots"
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+pytestmark = pytest.mark.browser
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves the site without logging every request."""
+
+    def log_message(self, format: str, *args) -> None:  # noqa: A002 - the base class's name
+        pass
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("NICBOOK_REQUIRE_BROWSER") == "1":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+def _pages() -> list[str]:
+    if not (SITE / "index.html").is_file():
+        return []
+    skipped = {"_static", "_sources", "_images", "_sphinx_design_static"}
+    return sorted(
+        path.relative_to(SITE).as_posix()
+        for path in SITE.rglob("*.html")
+        if not skipped & set(path.relative_to(SITE).parts)
+    )
+
+
+def _chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+@pytest.fixture(scope="module")
+def site_url():
+    if not _pages():
+        _unavailable("the book is not built: run `jupyter-book build . -W --keep-going` first")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(SITE)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    executable = _chromium()
+    if executable is None:
+        _unavailable("no Chromium found (Debian: apt-get install -y chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("the playwright package is not installed (pip install playwright)")
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
+        yield instance
+        instance.close()
+
+
+def _is_local(url: str) -> bool:
+    parsed = urlparse(url)
+    return parsed.scheme in ("data", "blob", "about") or parsed.hostname in ("127.0.0.1", "localhost")
+
+
+@pytest.mark.parametrize("page_path", _pages() or ["index.html"])
+def test_page_renders(page_path, site_url, browser):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.route("**/*", lambda route: route.continue_() if _is_local(route.request.url) else route.abort())
+    script_errors: list[str] = []
+    page.on("pageerror", lambda error: script_errors.append(str(error)))
+    try:
+        response = page.goto(site_url + page_path, wait_until="load", timeout=60_000)
+        assert response is not None and response.ok, f"{page_path}: HTTP {response and response.status}"
+        page.wait_for_timeout(300)
+        broken_images = page.eval_on_selector_all(
+            "img",
+            "imgs => imgs.filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src)",
+        )
+        local_broken = [src for src in broken_images if _is_local(src)]
+        main_text = page.eval_on_selector("main", "m => m.innerText.trim()") if page.query_selector("main") else ""
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / (page_path.replace("/", "_") + ".png")), full_page=False)
+    finally:
+        page.close()
+    assert not script_errors, f"{page_path}: JavaScript errors {script_errors}"
+    assert not local_broken, f"{page_path}: images that did not load {local_broken}"
+    assert len(main_text) > 20, f"{page_path}: the main content area is empty"
