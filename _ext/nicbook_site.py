@@ -1,5 +1,8 @@
 """Sphinx additions for the nicbook site.
 
+- The site serves MathJax, RequireJS and the Jupyter widgets HTML manager itself (copied from the
+  npm packages of ``package.json`` into ``_static``), so math, animations and widgets render in a
+  classroom without internet as well as online.
 - Each page's scripts are listed once: sphinx-thebe and sphinx-togglebutton register their inline
   configuration more than once (as ``None`` and as ``""`` file names), and a repeated ``const``
   declaration is a JavaScript error in the browser.
@@ -7,7 +10,41 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
 from typing import Any
+
+from sphinx.errors import ExtensionError
+
+#: Folder under ``_static`` -> folder of an npm package (from ``npm ci``) copied there.
+OFFLINE_ASSETS = {
+    "mathjax": "node_modules/mathjax/es5",
+    "requirejs": "node_modules/requirejs",
+    "html-manager": "node_modules/@jupyter-widgets/html-manager/dist",
+}
+
+
+def _asset_sources(app) -> dict[str, Path]:
+    return {name: Path(app.srcdir) / source for name, source in OFFLINE_ASSETS.items()}
+
+
+def check_offline_assets(app) -> None:
+    """Stop early, with the fix, when the npm packages the site serves are not installed."""
+    missing = [str(path) for path in _asset_sources(app).values() if not path.is_dir()]
+    if missing and app.builder.format == "html":
+        raise ExtensionError(
+            f"the site's offline scripts are missing ({', '.join(missing)}): run `npm ci` in the "
+            "book's folder first"
+        )
+
+
+def copy_offline_assets(app, exception) -> None:
+    """Copy MathJax, RequireJS and the widget manager into the built site's ``_static``."""
+    if exception is not None or app.builder.format != "html":
+        return
+    static = Path(app.outdir) / "_static"
+    for name, source in _asset_sources(app).items():
+        shutil.copytree(source, static / name, dirs_exist_ok=True, ignore=shutil.ignore_patterns("*.map", "bin"))
 
 
 def _script_key(script: Any) -> tuple:
@@ -33,5 +70,7 @@ def deduplicate_scripts(app, pagename, templatename, context, doctree) -> None:
 
 
 def setup(app) -> dict[str, Any]:
+    app.connect("builder-inited", check_offline_assets)
     app.connect("html-page-context", deduplicate_scripts, priority=900)
+    app.connect("build-finished", copy_offline_assets)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -7,6 +7,7 @@ throughout the book. Animations are rendered to self-contained HTML/JavaScript
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 
 import matplotlib as mpl
@@ -143,6 +144,30 @@ def rd_plot(
     return ax
 
 
+#: Text glyphs for the animation buttons, in place of the Font Awesome 4 icons that matplotlib's
+#: template loads from a public CDN (the site must work offline).
+_BUTTON_GLYPHS = {
+    "fa fa-minus": "\u2212",
+    "fa fa-fast-backward": "\u00ab",
+    "fa fa-step-backward": "\u2039",
+    "fa fa-play fa-flip-horizontal": "\u25c0",
+    "fa fa-pause": "\u275a\u275a",
+    "fa fa-play": "\u25b6",
+    "fa fa-step-forward": "\u203a",
+    "fa fa-fast-forward": "\u00bb",
+    "fa fa-plus": "+",
+}
+_ICON_LINK = re.compile(r'<link rel="stylesheet"\s+href="https://[^"]*font-awesome[^"]*">')
+
+
+def _offline_controls(html: str) -> str:
+    """Replace the animation's CDN icon font with text glyphs."""
+    html = _ICON_LINK.sub("", html)
+    for icon, glyph in _BUTTON_GLYPHS.items():
+        html = html.replace(f'<i class="{icon}"></i>', glyph)
+    return html
+
+
 def animation_html(
     frames: Sequence[np.ndarray],
     titles: Sequence[str] | None = None,
@@ -151,8 +176,9 @@ def animation_html(
 ) -> str:
     """Render a sequence of images (RGB or gray arrays) as an HTML animation with play controls.
 
-    The result is self-contained JavaScript (``FuncAnimation.to_jshtml``), so the animation plays in
-    the built, static site; display it with ``IPython.display.HTML``.
+    The result is self-contained JavaScript (``FuncAnimation.to_jshtml``, with its buttons drawn as
+    text rather than a web font) so the animation plays in the built, static site, offline too;
+    display it with ``IPython.display.HTML``.
     """
     use_style()
     if len(frames) == 0:
@@ -173,7 +199,7 @@ def animation_html(
 
     figure.tight_layout()
     movie = animation.FuncAnimation(figure, draw, frames=len(frames), interval=interval_ms, blit=False)
-    html = movie.to_jshtml(default_mode="loop")
+    html = _offline_controls(movie.to_jshtml(default_mode="loop"))
     plt.close(figure)
     return html
 

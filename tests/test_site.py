@@ -1,9 +1,10 @@
-"""The built site in a real browser: every page loads, its scripts run, its images show.
+"""The built site in a real browser, as a reader without internet sees it.
 
 Headless Chromium (Debian's ``chromium`` package, driven by Playwright with ``executable_path``)
 opens every HTML page of ``_build/html`` from a loopback HTTP server, with every request to another
-host blocked. A page fails on a JavaScript error raised by the book's own scripts, on one of its
-images that did not load, or on an empty main content area. A screenshot of each page is saved in
+host blocked. A page fails on a JavaScript error or console error, an image that did not load, an
+empty main content area, an empty cell output, math that MathJax did not typeset (raw ``\\(``
+left in the text), or an animation without its controls. A screenshot of each page is saved in
 ``_build/screenshots/``.
 
 These tests need a built book; they skip (with the reason) when it is absent or no Chromium is
@@ -58,8 +59,13 @@ def _pages() -> list[str]:
     return sorted(
         path.relative_to(SITE).as_posix()
         for path in SITE.rglob("*.html")
-        if not skipped & set(path.relative_to(SITE).parts)
+        if not skipped & set(path.relative_to(SITE).parts) and not _is_redirect(path)
     )
+
+
+def _is_redirect(path: Path) -> bool:
+    """Whether the page only forwards the reader elsewhere (the site's index.html does)."""
+    return 'http-equiv="Refresh"' in path.read_text(errors="replace")[:500]
 
 
 def _chromium() -> str | None:
@@ -107,9 +113,13 @@ def test_page_renders(page_path, site_url, browser):
     page.route("**/*", lambda route: route.continue_() if _is_local(route.request.url) else route.abort())
     script_errors: list[str] = []
     page.on("pageerror", lambda error: script_errors.append(str(error)))
+    page.on("console", lambda message: message.type == "error" and script_errors.append(message.text))
     try:
         response = page.goto(site_url + page_path, wait_until="load", timeout=60_000)
         assert response is not None and response.ok, f"{page_path}: HTTP {response and response.status}"
+        has_math = page.query_selector(".math") is not None
+        if has_math:
+            page.wait_for_selector("mjx-container", timeout=30_000)
         page.wait_for_timeout(300)
         broken_images = page.eval_on_selector_all(
             "img",
@@ -117,6 +127,12 @@ def test_page_renders(page_path, site_url, browser):
         )
         local_broken = [src for src in broken_images if _is_local(src)]
         main_text = page.eval_on_selector("main", "m => m.innerText.trim()") if page.query_selector("main") else ""
+        empty_outputs = page.eval_on_selector_all(
+            ".cell_output",
+            "outs => outs.filter(o => !o.innerText.trim() && !o.querySelector('img, svg, canvas, iframe')).length",
+        )
+        animations = page.eval_on_selector_all(".animation", "a => a.length")
+        animation_controls = page.eval_on_selector_all(".animation .anim-buttons button", "b => b.length")
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / (page_path.replace("/", "_") + ".png")), full_page=False)
     finally:
@@ -124,3 +140,7 @@ def test_page_renders(page_path, site_url, browser):
     assert not script_errors, f"{page_path}: JavaScript errors {script_errors}"
     assert not local_broken, f"{page_path}: images that did not load {local_broken}"
     assert len(main_text) > 20, f"{page_path}: the main content area is empty"
+    assert empty_outputs == 0, f"{page_path}: {empty_outputs} empty cell output(s)"
+    assert "\\(" not in main_text and "$$" not in main_text, f"{page_path}: math left untypeset"
+    if animations:
+        assert animation_controls >= 3 * animations, f"{page_path}: an animation lacks its controls"
