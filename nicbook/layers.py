@@ -1,0 +1,130 @@
+"""Building blocks of the neural codec: GDN and the analysis / synthesis transforms.
+
+Generalized divisive normalization (GDN, Ballé et al. 2017) divides each channel by a learned
+combination of the squared activations of all channels at the same position::
+
+    y_i = x_i / sqrt(beta_i + sum_j gamma_ij * x_j**2)
+
+and inverse GDN multiplies instead. ``beta`` must stay positive and ``gamma`` non-negative for
+the square root to exist, so both are stored through a lower-bounded square
+reparameterisation (:class:`NonNegative`): the optimiser sees ``p`` and the layer uses
+``max(p, bound)**2 - pedestal``, which keeps gradients well scaled near zero.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+__all__ = [
+    "GDN",
+    "NonNegative",
+    "analysis_transform",
+    "lower_bound",
+    "synthesis_transform",
+]
+
+
+class _LowerBound(torch.autograd.Function):
+    """``max(x, bound)`` whose gradient still flows where it would push ``x`` back above ``bound``."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, bound: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x, bound)
+        return torch.maximum(x, bound)
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor):
+        x, bound = ctx.saved_tensors
+        passes = (x >= bound) | (grad_output < 0)
+        return grad_output * passes.to(grad_output.dtype), None
+
+
+def lower_bound(x: torch.Tensor, bound: float) -> torch.Tensor:
+    """Clamp ``x`` from below without killing the gradient that would lift it over ``bound``.
+
+    A plain ``torch.clamp`` has zero gradient below the bound, so a parameter that falls under it
+    could never come back; here descent steps that increase ``x`` still get through.
+    """
+    return _LowerBound.apply(x, torch.tensor(bound, dtype=x.dtype, device=x.device))
+
+
+class NonNegative(nn.Module):
+    """Maps a free parameter ``p`` to ``max(p, sqrt(minimum + pedestal))**2 - pedestal >= minimum``."""
+
+    def __init__(self, minimum: float = 0.0, offset: float = 2.0**-18) -> None:
+        super().__init__()
+        self.pedestal = offset**2
+        self.bound = (minimum + self.pedestal) ** 0.5
+
+    def initial(self, value: torch.Tensor) -> torch.Tensor:
+        """The stored parameter that represents ``value``."""
+        return torch.sqrt(torch.clamp(value + self.pedestal, min=self.pedestal))
+
+    def forward(self, stored: torch.Tensor) -> torch.Tensor:
+        return lower_bound(stored, self.bound) ** 2 - self.pedestal
+
+
+class GDN(nn.Module):
+    """Generalized divisive normalization over channels (``inverse=True``: IGDN, its approximate inverse).
+
+    Parameters
+    ----------
+    channels:
+        Number of channels normalised together.
+    inverse:
+        Multiply by the normaliser instead of dividing (used in the synthesis transform).
+    beta_min:
+        Lower bound of ``beta`` that keeps the normaliser away from zero.
+    gamma_init:
+        Initial diagonal of ``gamma`` (off-diagonal terms start at zero).
+    """
+
+    def __init__(
+        self, channels: int, inverse: bool = False, beta_min: float = 1e-6, gamma_init: float = 0.1
+    ) -> None:
+        super().__init__()
+        self.inverse = inverse
+        self.beta_reparam = NonNegative(minimum=beta_min)
+        self.gamma_reparam = NonNegative()
+        self.beta = nn.Parameter(self.beta_reparam.initial(torch.ones(channels)))
+        self.gamma = nn.Parameter(self.gamma_reparam.initial(gamma_init * torch.eye(channels)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        channels = x.shape[1]
+        beta = self.beta_reparam(self.beta)
+        gamma = self.gamma_reparam(self.gamma).reshape(channels, channels, 1, 1)
+        norm = torch.sqrt(F.conv2d(x * x, gamma, beta))
+        return x * norm if self.inverse else x / norm
+
+    def extra_repr(self) -> str:
+        return f"{self.beta.numel()}, inverse={self.inverse}"
+
+
+def _conv(in_channels: int, out_channels: int) -> nn.Conv2d:
+    return nn.Conv2d(in_channels, out_channels, kernel_size=5, stride=2, padding=2)
+
+
+def _deconv(in_channels: int, out_channels: int) -> nn.ConvTranspose2d:
+    return nn.ConvTranspose2d(
+        in_channels, out_channels, kernel_size=5, stride=2, padding=2, output_padding=1
+    )
+
+
+def analysis_transform(N: int, M: int) -> nn.Sequential:
+    """Encoder ``g_a``: RGB ``(B, 3, H, W)`` to latents ``(B, M, H/16, W/16)`` (four stride-2 convs, GDN between)."""
+    return nn.Sequential(_conv(3, N), GDN(N), _conv(N, N), GDN(N), _conv(N, N), GDN(N), _conv(N, M))
+
+
+def synthesis_transform(N: int, M: int) -> nn.Sequential:
+    """Decoder ``g_s``: latents ``(B, M, h, w)`` to RGB ``(B, 3, 16h, 16w)`` (transposed convs, IGDN between)."""
+    return nn.Sequential(
+        _deconv(M, N),
+        GDN(N, inverse=True),
+        _deconv(N, N),
+        GDN(N, inverse=True),
+        _deconv(N, N),
+        GDN(N, inverse=True),
+        _deconv(N, 3),
+    )

@@ -1,0 +1,240 @@
+"""The .nic container: exact round trips, checks on broken files, determinism, and the zoo."""
+
+from __future__ import annotations
+
+import copy
+import json
+import struct
+import subprocess
+import sys
+import tracemalloc
+import zlib
+
+import numpy as np
+import pytest
+import torch
+
+from nicbook import zoo
+from nicbook.codec import MAGIC, compress, decode_latents, decompress, read_header
+from nicbook.data import sample_image
+from nicbook.errors import (
+    BitstreamError,
+    ChecksumError,
+    DataNotFoundError,
+    NicbookError,
+    UnsupportedFormatError,
+)
+from nicbook.models import FactorizedPrior
+from nicbook.train import save_checkpoint
+
+
+def make_model(seed: int = 0, M: int = 12, N: int = 8) -> FactorizedPrior:
+    torch.manual_seed(seed)
+    model = FactorizedPrior(N, M).eval()
+    model.entropy_model.update_tables()
+    return model
+
+
+@pytest.fixture(scope="module")
+def model() -> FactorizedPrior:
+    return make_model()
+
+
+@pytest.fixture(scope="module")
+def image() -> np.ndarray:
+    return sample_image()[100:180, 200:296].copy()
+
+
+@pytest.fixture(scope="module")
+def encoded(model, image) -> bytes:
+    return compress(image, model)
+
+
+def refresh_crc(body: bytes) -> bytes:
+    """``body`` (a file without its CRC) with a valid CRC appended, as a forger would do."""
+    return body + struct.pack(">I", zlib.crc32(body))
+
+
+def test_decoded_latents_equal_the_rounded_analysis_output(model, image, encoded):
+    header, symbols, _ = decode_latents(encoded, model)
+    x = torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0).double() / 255
+    with torch.no_grad():
+        y = copy.deepcopy(model.analysis).double()(x)[0]
+    expected = torch.round(y - model.entropy_model.medians.double().reshape(-1, 1, 1)).long().numpy()
+    assert np.array_equal(symbols, expected)
+    assert header.latent_shape == (12, 5, 6) and (header.height, header.width) == (80, 96)
+
+
+@pytest.mark.parametrize("shape", [(37, 53), (1, 1), (16, 16), (17, 40)])
+def test_any_image_size_round_trips(model, shape):
+    image = sample_image()[: shape[0], : shape[1]]
+    decoded = decompress(compress(image, model), model)
+    assert decoded.shape == image.shape and decoded.dtype == np.uint8
+    assert np.array_equal(decoded, decompress(compress(image, model), model))
+
+
+def test_decoded_image_is_the_synthesis_of_the_rounded_latents(model, image, encoded):
+    model.eval()
+    with torch.no_grad():
+        expected = model(torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0).float() / 255).x_hat
+    expected = torch.round(expected.clamp(0, 1) * 255)[0].permute(1, 2, 0).numpy()
+    assert np.abs(decompress(encoded, model).astype(int) - expected).max() <= 1
+
+
+def test_actual_bits_stay_close_to_the_estimate(model, image, encoded):
+    header, symbols, _ = decode_latents(encoded, model)
+    estimate = model.estimated_bits(symbols)
+    assert 8 * header.payload_length <= 1.02 * estimate + 128
+    assert 8 * header.payload_length >= 0.9 * estimate
+
+
+def test_header_fields(model, encoded):
+    header = read_header(encoded)
+    assert encoded.startswith(MAGIC) and header.model == model.name
+    assert header.file_size == len(encoded)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "error", "message"),
+    [
+        (lambda data: data[:-1], BitstreamError, "truncated"),
+        (lambda data: data[:12], BitstreamError, "truncated"),
+        (lambda data: data + b"\0", BitstreamError, "trailing"),
+        (lambda data: b"garbage!" * 8, BitstreamError, "not a .nic file"),
+        (lambda data: b"", BitstreamError, "not a .nic file"),
+        (lambda data: data[:40] + bytes([data[40] ^ 0x10]) + data[41:], BitstreamError, "checksum"),
+        (lambda data: refresh_crc(data[:4] + b"\x07" + data[5:-4]), UnsupportedFormatError, "version 7"),
+    ],
+)
+def test_broken_files_raise_clear_errors(model, encoded, mutate, error, message):
+    with pytest.raises(error, match=message):
+        decompress(mutate(encoded), model)
+
+
+def test_wrong_model_is_refused(encoded):
+    with pytest.raises(BitstreamError, match="encoded with model"):
+        decompress(encoded, make_model(seed=1))
+    with pytest.raises(BitstreamError, match="latent channels"):
+        decompress(encoded, make_model(seed=0, M=16))
+
+
+def test_corrupt_payload_with_valid_crc_raises(model, encoded):
+    header = read_header(encoded)
+    body = bytearray(encoded[:-4])
+    body[header.payload_offset + 3] ^= 0xFF
+    with pytest.raises(BitstreamError):
+        decompress(refresh_crc(bytes(body)), model)
+
+
+def _forge_size(data: bytes, height: int, width: int) -> bytes:
+    header = read_header(data)
+    fixed_at = header.payload_offset - 26
+    body = bytearray(data[:-4])
+    struct.pack_into(">II", body, fixed_at + 8, height, width)
+    struct.pack_into(">HH", body, fixed_at + 18, -(-height // 16), -(-width // 16))
+    return refresh_crc(bytes(body))
+
+
+@pytest.mark.parametrize(
+    ("height", "width", "message"), [(100_000, 100_000, "limit"), (8000, 8000, "payload holds")]
+)
+def test_forged_huge_header_fails_before_allocating(model, encoded, height, width, message):
+    tracemalloc.start()
+    try:
+        with pytest.raises(BitstreamError, match=message):
+            decompress(_forge_size(encoded, height, width), model)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 20 * 2**20
+
+
+def test_latent_shape_must_fit_the_image_size(model, encoded):
+    header = read_header(encoded)
+    body = bytearray(encoded[:-4])
+    struct.pack_into(">H", body, header.payload_offset - 26 + 18, 200)
+    with pytest.raises(BitstreamError, match="does not fit"):
+        decompress(refresh_crc(bytes(body)), model)
+
+
+def test_non_images_are_refused(model):
+    with pytest.raises(NicbookError):
+        compress(np.zeros((4, 4, 3), dtype=np.float32), model)
+    with pytest.raises(NicbookError, match="FactorizedPrior"):
+        compress(np.zeros((4, 4, 3), dtype=np.uint8), torch.nn.Identity())
+
+
+_THREADED = """
+import sys, numpy as np, torch
+torch.set_num_threads(int(sys.argv[1]))
+from nicbook import codec, zoo
+model = zoo.load_checkpoint(sys.argv[2])
+if sys.argv[3] == "encode":
+    from nicbook.data import sample_image
+    open(sys.argv[4], "wb").write(codec.compress(sample_image()[:256, :384], model))
+else:
+    header, symbols, _ = codec.decode_latents(open(sys.argv[4], "rb").read(), model)
+    np.save(sys.argv[5], symbols)
+    np.save(sys.argv[6], codec.decompress(open(sys.argv[4], "rb").read(), model))
+    np.save(sys.argv[7], model.synthesize(symbols).numpy())
+"""
+
+
+@pytest.mark.slow
+def test_streams_are_identical_across_thread_counts(tmp_path):
+    checkpoint = tmp_path / "model.pt"
+    save_checkpoint(checkpoint, make_model(seed=5, N=64, M=32))
+
+    def run(*args):
+        subprocess.run([sys.executable, "-c", _THREADED, *map(str, args)], check=True, timeout=120)
+
+    run(2, checkpoint, "encode", tmp_path / "two.nic")
+    run(1, checkpoint, "encode", tmp_path / "one.nic")
+    assert (tmp_path / "two.nic").read_bytes() == (tmp_path / "one.nic").read_bytes()
+    for threads in (1, 2):
+        outputs = [tmp_path / f"{kind}{threads}.npy" for kind in ("symbols", "image", "float")]
+        run(threads, checkpoint, "decode", tmp_path / "two.nic", *outputs)
+    for kind in ("symbols", "image", "float"):  # "float": the synthesis output before rounding
+        assert np.array_equal(np.load(tmp_path / f"{kind}1.npy"), np.load(tmp_path / f"{kind}2.npy")), (
+            kind
+        )
+
+
+# --------------------------------------------------------------------------- zoo
+
+
+def test_zoo_lists_configurations_and_explains_missing_weights(tmp_path):
+    entries = zoo.available(tmp_path)
+    assert [entry["name"] for entry in entries][:2] == ["factorized-q1", "factorized-q2"]
+    assert entries[0]["lmbda"] == 0.0018 and not any(entry["shipped"] for entry in entries)
+    with pytest.raises(DataNotFoundError, match="not shipped"):
+        zoo.load("factorized", 4, folder=tmp_path)
+    with pytest.raises(NicbookError, match="qualities 1..6"):
+        zoo.load("factorized", 9)
+    with pytest.raises(NicbookError, match="unknown model"):
+        zoo.load("hyperprior", 1)
+    with pytest.raises(NicbookError, match="not a zoo model"):
+        zoo.load_by_name("my-own-model")
+
+
+def test_exported_weights_load_from_the_zoo_and_decode_by_name(tmp_path, monkeypatch, image):
+    checkpoint = tmp_path / "run.pt"
+    save_checkpoint(checkpoint, make_model(seed=2))
+    path = zoo.export_weights(checkpoint, quality=3, folder=tmp_path)
+    state = torch.load(path, weights_only=True)
+    assert state["model"]["analysis.0.weight"].dtype == torch.float16
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["models"][0]["name"] == "factorized-q3"
+    assert [entry["shipped"] for entry in zoo.available(tmp_path)][2] is True
+
+    monkeypatch.setattr(zoo, "weights_dir", lambda: tmp_path)
+    model = zoo.load("factorized", 3)
+    data = compress(image, model)
+    assert read_header(data).model == "factorized-q3"
+    assert np.array_equal(decompress(data), decompress(data, model))
+
+    tampered = bytearray(path.read_bytes())
+    tampered[len(tampered) // 2] ^= 0x01
+    path.write_bytes(bytes(tampered))
+    with pytest.raises(ChecksumError):
+        zoo.load("factorized", 3)

@@ -1,0 +1,138 @@
+"""``nicbook encode / decode / info / models / train / eval``: exit codes and one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from nicbook import cli
+from nicbook.data import load_image, sample_image, save_image
+from nicbook.models import FactorizedPrior
+from nicbook.train import save_checkpoint
+
+_NEURAL_MODULES = ("nicbook.codec", "nicbook.train")
+
+
+@pytest.fixture(autouse=True)
+def neural_commands(monkeypatch, tmp_path):
+    modules = tuple(dict.fromkeys(cli.COMMAND_MODULES + _NEURAL_MODULES))
+    monkeypatch.setattr(cli, "COMMAND_MODULES", modules)
+    monkeypatch.setattr("nicbook.zoo.weights_dir", lambda: tmp_path / "no-weights")
+
+
+@pytest.fixture
+def checkpoint(tmp_path):
+    torch.manual_seed(0)
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, FactorizedPrior(8, 12))
+    return path
+
+
+@pytest.fixture
+def picture(tmp_path):
+    path = tmp_path / "in.png"
+    save_image(sample_image()[:45, :70], path)
+    return path
+
+
+def run(capsys, *argv):
+    status = cli.main([str(arg) for arg in argv])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def assert_one_line_error(status, err, command):
+    assert status == 1
+    assert err.startswith(f"nicbook {command}: error:") and err.count("\n") == 1, err
+    assert "Traceback" not in err
+
+
+def test_encode_decode_info_round_trip(capsys, tmp_path, checkpoint, picture):
+    status, out, _ = run(capsys, "encode", picture, tmp_path / "x.nic", "--checkpoint", checkpoint)
+    assert status == 0 and "bpp" in out
+    status, _, _ = run(
+        capsys, "decode", tmp_path / "x.nic", tmp_path / "out.png", "--checkpoint", checkpoint
+    )
+    assert status == 0 and load_image(tmp_path / "out.png").shape == (45, 70, 3)
+    status, out, _ = run(capsys, "info", tmp_path / "x.nic", "--checkpoint", checkpoint)
+    info = json.loads(out)
+    assert status == 0 and (info["width"], info["height"]) == (70, 45)
+    assert info["bytes"] == (tmp_path / "x.nic").stat().st_size and info["estimated_bits"] > 0
+    status, out, _ = run(capsys, "info", tmp_path / "x.nic")
+    assert status == 0 and json.loads(out)["estimated_bits"] is None
+
+
+def test_bad_inputs_give_one_line_errors(capsys, tmp_path, checkpoint, picture):
+    (tmp_path / "junk.nic").write_bytes(b"junk" * 20)
+    status, _, err = run(
+        capsys, "decode", tmp_path / "junk.nic", tmp_path / "o.png", "--checkpoint", checkpoint
+    )
+    assert_one_line_error(status, err, "decode")
+    assert "not a .nic file" in err
+    status, _, err = run(capsys, "decode", tmp_path / "missing.nic", tmp_path / "o.png")
+    assert_one_line_error(status, err, "decode")
+    status, _, err = run(capsys, "encode", picture, tmp_path / "x.nic")
+    assert_one_line_error(status, err, "encode")
+    assert "not shipped" in err
+    evil = tmp_path / "evil.pt"
+    evil.write_bytes(b"\x80\x02cos\nsystem\n(S'true'\ntR.")
+    status, _, err = run(capsys, "encode", picture, tmp_path / "x.nic", "--checkpoint", evil)
+    assert_one_line_error(status, err, "encode")
+    assert "refusing" in err
+    status, _, err = run(
+        capsys, "encode", tmp_path / "missing.png", tmp_path / "x.nic", "--checkpoint", checkpoint
+    )
+    assert_one_line_error(status, err, "encode")
+
+
+def test_models_lists_the_zoo(capsys):
+    status, out, _ = run(capsys, "models")
+    assert status == 0 and "factorized-q1" in out and "not shipped" in out
+    status, out, _ = run(capsys, "models", "--json")
+    assert status == 0 and len(json.loads(out)) == 6
+
+
+def test_train_then_resume_then_eval(capsys, tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    for index in range(3):
+        save_image(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8), photos / f"p{index}.png")
+    base = [
+        "train",
+        "--out",
+        tmp_path / "run",
+        "--data",
+        photos,
+        "--N",
+        8,
+        "--M",
+        12,
+        "--batch-size",
+        1,
+        "--patch-size",
+        32,
+        "--no-progress",
+        "--validation-patches",
+        1,
+    ]
+    status, out, _ = run(capsys, *base, "--steps", 2)
+    assert status == 0 and "checkpoint.pt" in out
+    status, _, _ = run(capsys, *base, "--steps", 3)
+    assert status == 0
+    log = (tmp_path / "run" / "log.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in log if '"train"' in line][-1] == 3
+    status, _, err = run(capsys, *base, "--steps", 4, "--M", 16)
+    assert_one_line_error(status, err, "train")
+
+    status, out, _ = run(
+        capsys, "eval", photos, "--checkpoint", tmp_path / "run" / "checkpoint.pt", "--json"
+    )
+    result = json.loads(out.strip().splitlines()[-1])
+    assert status == 0 and len(result["points"][0]["images"]) == 3
+    assert result["points"][0]["bpp"] > 0 and result["points"][0]["psnr"] > 0
+    status, _, err = run(capsys, "eval", photos, "--json")
+    assert_one_line_error(status, err, "eval")

@@ -1,0 +1,189 @@
+"""Training loop, checkpoints (safe loading, resume) and distributed training on CPU."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from nicbook.errors import NicbookError
+from nicbook.models import FactorizedPrior
+from nicbook.train import (
+    CHECKPOINT_NAME,
+    TrainConfig,
+    evaluate_patches,
+    fit,
+    load_checkpoint,
+    model_from_checkpoint,
+    resolve_device,
+    save_checkpoint,
+)
+
+
+def write_photos(folder: Path, count: int = 4) -> list[Path]:
+    """Small smooth, slightly noisy RGB pictures standing in for training photos."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    rows, cols = np.mgrid[0:72, 0:88]
+    paths = []
+    for index in range(count):
+        channels = [np.sin(cols / (5 + index) + c) * 80 + np.cos(rows / 9) * 30 + 120 for c in range(3)]
+        image = np.clip(np.stack(channels, -1) + rng.normal(0, 6, (72, 88, 3)), 0, 255).astype(np.uint8)
+        path = folder / f"photo{index}.png"
+        Image.fromarray(image).save(path)
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory) -> list[Path]:
+    return write_photos(tmp_path_factory.mktemp("photos"))
+
+
+def tiny_config(out_dir: Path | None, steps: int, **changes) -> TrainConfig:
+    options = {
+        "N": 8, "M": 12, "steps": steps, "batch_size": 2, "patch_size": 32, "lr": 5e-3, "device": "cpu",
+        "out_dir": str(out_dir) if out_dir else None, "validation_patches": 2,
+        "validation_every": 1000, "checkpoint_every": 1000, "log_every": 1,
+    }  # fmt: skip
+    return TrainConfig(**{**options, **changes})
+
+
+def test_a_few_steps_reduce_the_loss(photos, tmp_path):
+    config = tiny_config(tmp_path, 25, lr=1e-2)
+    torch.manual_seed(config.seed)
+    initial = FactorizedPrior(config.N, config.M)
+    model = fit(config, photos, progress=False)
+    patches = torch.rand(2, 3, 32, 32) * 0.5 + 0.25
+    before = evaluate_patches(initial, patches, config.lmbda)["loss"]
+    after = evaluate_patches(model, patches, config.lmbda)["loss"]
+    assert after < 0.7 * before
+    log = (tmp_path / "log.jsonl").read_text().splitlines()
+    assert len([line for line in log if '"split": "train"' in line]) == 25
+    assert any('"split": "validation"' in line for line in log)
+
+
+def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(photos, tmp_path):
+    straight = fit(tiny_config(tmp_path / "straight", 6, quantization="mixed"), photos, progress=False)
+    fit(tiny_config(tmp_path / "resumed", 3, quantization="mixed"), photos, progress=False)
+    state = load_checkpoint(tmp_path / "resumed" / CHECKPOINT_NAME)
+    assert state["step"] == 3 and state["optimizer"]["state"]
+    resumed = fit(tiny_config(tmp_path / "resumed", 6, quantization="mixed"), photos, progress=False)
+    for (name, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items()):
+        assert torch.equal(a, b), name
+
+
+def test_resume_refuses_a_checkpoint_of_another_size(photos, tmp_path):
+    fit(tiny_config(tmp_path, 1), photos, progress=False)
+    with pytest.raises(NicbookError, match="N=8, M=12"):
+        fit(tiny_config(tmp_path, 2, M=16), photos, progress=False)
+
+
+def test_checkpoint_round_trip_keeps_weights_and_tables(tmp_path):
+    torch.manual_seed(3)
+    model = FactorizedPrior(8, 12)
+    save_checkpoint(tmp_path / "model.pt", model, step=7)
+    state = load_checkpoint(tmp_path / "model.pt")
+    assert state["step"] == 7
+    loaded = model_from_checkpoint(state)
+    assert not loaded.entropy_model.tables_stale
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(tensor, loaded.state_dict()[name]), name
+
+
+class _RunsCode:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
+def test_checkpoint_that_would_run_code_is_refused(tmp_path):
+    marker = tmp_path / "ran"
+    path = tmp_path / "evil.pt"
+    with path.open("wb") as file:
+        pickle.dump({"format": "nicbook-checkpoint", "model": _RunsCode(marker)}, file)
+    with pytest.raises(NicbookError, match="refusing to load"):
+        load_checkpoint(path)
+    torch.save({"payload": _RunsCode(marker)}, tmp_path / "evil_zip.pt")
+    with pytest.raises(NicbookError, match="refusing to load"):
+        load_checkpoint(tmp_path / "evil_zip.pt")
+    assert not marker.exists()
+
+
+def test_files_that_are_not_checkpoints_are_refused(tmp_path):
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint at all")
+    with pytest.raises(NicbookError, match="junk.pt: refusing"):
+        load_checkpoint(tmp_path / "junk.pt")
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
+    with pytest.raises(NicbookError, match="not a nicbook checkpoint"):
+        load_checkpoint(tmp_path / "other.pt")
+    with pytest.raises(NicbookError, match="no checkpoint file"):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_resolve_device():
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type in {"cpu", "cuda", "mps"}
+    with pytest.raises(ValueError, match="unknown device"):
+        resolve_device("toaster")
+
+
+@pytest.mark.slow
+def test_two_process_gloo_training_keeps_ranks_identical(photos, tmp_path):
+    script = tmp_path / "ddp.py"
+    script.write_text(
+        textwrap.dedent(f"""
+        import os, sys, torch
+        from pathlib import Path
+        from nicbook.train import TrainConfig, fit
+        torch.set_num_threads(1)
+        config = TrainConfig(N=8, M=12, steps=3, batch_size=2, patch_size=32, device="cpu",
+                             out_dir={str(tmp_path / "run")!r}, validation_patches=2, log_every=1)
+        model = fit(config, [Path(p) for p in {[str(p) for p in photos]!r}], progress=False)
+        params = {{name: value for name, value in model.named_parameters()}}
+        torch.save(params, Path({str(tmp_path)!r}) / f"rank{{os.environ['RANK']}}.pt")
+    """)
+    )
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+               "--master_addr", "127.0.0.1", "--master_port", str(port), str(script)]  # fmt: skip
+    # A session of its own, so a timeout can stop the launcher and both workers together.
+    launcher = subprocess.Popen(command, env=environment, text=True, start_new_session=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        _, stderr = launcher.communicate(timeout=240)
+    except subprocess.TimeoutExpired:
+        os.killpg(launcher.pid, signal.SIGKILL)
+        launcher.communicate()
+        pytest.fail("two-process training did not finish within 240 s")
+    assert launcher.returncode == 0, stderr[-3000:]
+    rank0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    rank1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    assert rank0.keys() == rank1.keys()
+    assert all(torch.equal(rank0[name], rank1[name]) for name in rank0)
+    torch.manual_seed(0)
+    initial = dict(FactorizedPrior(8, 12).named_parameters())
+    assert not torch.equal(rank0["analysis.0.weight"], initial["analysis.0.weight"].detach())
+    assert (tmp_path / "run" / CHECKPOINT_NAME).is_file()
+
+
+def test_default_training_data_is_the_training_folder(training_paths, tmp_path):
+    model = fit(tiny_config(tmp_path, 2, batch_size=1), progress=False)
+    assert not model.training and not model.entropy_model.tables_stale
+    assert all("kodak" not in str(path).lower() for path in training_paths)
