@@ -3,6 +3,7 @@
 - The site serves MathJax, RequireJS and the Jupyter widgets HTML manager itself (copied from the
   npm packages of ``package.json`` into ``_static``), so math, animations and widgets render in a
   classroom without internet as well as online.
+- RequireJS is told where the widget manager lives, so its fonts load from the site too.
 - Each page's scripts are listed once: sphinx-thebe and sphinx-togglebutton register their inline
   configuration more than once (as ``None`` and as ``""`` file names), and a repeated ``const``
   declaration is a JavaScript error in the browser.
@@ -54,8 +55,17 @@ def _script_key(script: Any) -> tuple:
     return (str(filename), tuple(sorted((key, str(value)) for key, value in attributes.items())))
 
 
-def deduplicate_scripts(app, pagename, templatename, context, doctree) -> None:
-    """Drop repeated entries from the page's ``script_files``, keeping the first of each."""
+#: Runs after RequireJS: the widget manager finds its fonts and chunks in the site's own copy
+#: instead of a path relative to the page.
+_WIDGET_PATHS = (
+    'require.config({paths: {"@jupyter-widgets/html-manager/dist": '
+    'document.documentElement.dataset.content_root + "_static/html-manager"}});'
+)
+
+
+def arrange_scripts(app, pagename, templatename, context, doctree) -> None:
+    """Drop repeated entries from the page's ``script_files`` (keeping the first of each), and
+    point RequireJS at the local widget manager on pages that load it."""
     scripts = context.get("script_files")
     if not scripts:
         return
@@ -66,11 +76,13 @@ def deduplicate_scripts(app, pagename, templatename, context, doctree) -> None:
         if key not in seen:
             seen.add(key)
             unique.append(script)
+            if str(getattr(script, "filename", "")).endswith("requirejs/require.js"):
+                unique.append(type(script)("", body=_WIDGET_PATHS))
     context["script_files"] = unique
 
 
 def setup(app) -> dict[str, Any]:
     app.connect("builder-inited", check_offline_assets)
-    app.connect("html-page-context", deduplicate_scripts, priority=900)
+    app.connect("html-page-context", arrange_scripts, priority=900)
     app.connect("build-finished", copy_offline_assets)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

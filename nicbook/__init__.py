@@ -10,6 +10,7 @@ Each module maps to one idea of the book:
 ``nicbook.entropy``         information content, Huffman and rANS coders
 ``nicbook.transforms``      block DCT, zig-zag, the KLT
 ``nicbook.jpeg``            a baseline JPEG codec
+``nicbook.quantizers``      the dead-zone uniform scalar quantizer
 ``nicbook.blockcoder``      a block transform coder with a DCT or KLT basis
 ``nicbook.layers``          GDN and the convolutional analysis/synthesis transforms
 ``nicbook.quantization``    rounding and its training proxies

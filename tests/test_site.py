@@ -119,7 +119,7 @@ def test_page_renders(page_path, site_url, browser):
         assert response is not None and response.ok, f"{page_path}: HTTP {response and response.status}"
         has_math = page.query_selector(".math") is not None
         if has_math:
-            page.wait_for_selector("mjx-container", timeout=30_000)
+            page.wait_for_selector("mjx-container", state="attached", timeout=30_000)
         page.wait_for_timeout(300)
         broken_images = page.eval_on_selector_all(
             "img",

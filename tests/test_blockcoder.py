@@ -1,0 +1,247 @@
+"""Tests of the block transform coder (nicbook.blockcoder) and the dead-zone quantizer."""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from nicbook import blockcoder
+from nicbook.blockcoder import BlockTransformCoder, DCTCoder, KLTCoder, rd_curve, read_header
+from nicbook.data import sample_image
+from nicbook.errors import BitstreamError, ImageFormatError, UnsupportedFormatError
+from nicbook.metrics import bpp, psnr
+from nicbook.quantizers import dead_zone_width, dequantize, quantize, uniform_mse
+from nicbook.transforms import dct_basis
+
+
+@pytest.fixture(scope="module")
+def image() -> np.ndarray:
+    """A 96×128 crop of the sample image: small enough to keep every test fast."""
+    return np.ascontiguousarray(sample_image()[100:196, 150:278])
+
+
+@pytest.fixture(scope="module")
+def klt(image: np.ndarray) -> KLTCoder:
+    rng = np.random.default_rng(3)
+    training = [np.clip(image.astype(int) + rng.integers(-20, 21, image.shape), 0, 255).astype(np.uint8)]
+    return KLTCoder.learn(training, n_blocks=500, seed=0)
+
+
+# --- quantizer ---
+
+
+def test_quantize_rounds_and_dead_zone_widens_zero_cell():
+    x = np.array([-1.6, -0.6, -0.4, 0.0, 0.4, 0.6, 1.4, 1.6])
+    assert quantize(x, 1.0).tolist() == [-2, -1, 0, 0, 0, 1, 1, 2]
+    assert quantize(x, 1.0, rounding=0.25).tolist() == [-1, 0, 0, 0, 0, 0, 1, 1]
+    assert dead_zone_width(1.0, 0.25) == pytest.approx(1.5)
+    assert dead_zone_width(2.0) == pytest.approx(2.0)
+
+
+def test_dequantize_offset_pulls_towards_zero():
+    q = np.array([-2, 0, 1, 3])
+    assert dequantize(q, 2.0).tolist() == [-4.0, 0.0, 2.0, 6.0]
+    assert dequantize(q, 2.0, offset=0.25).tolist() == [-3.5, 0.0, 1.5, 5.5]
+
+
+def test_uniform_quantization_mse_matches_step_squared_over_twelve():
+    x = np.random.default_rng(0).normal(0, 10, 200_000)
+    step = 2.0
+    measured = np.mean((dequantize(quantize(x, step), step) - x) ** 2)
+    assert measured == pytest.approx(uniform_mse(step), rel=0.03)
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, np.inf, np.nan])
+def test_quantizer_rejects_bad_steps(bad):
+    with pytest.raises(ValueError):
+        quantize(np.ones(3), bad)
+    with pytest.raises(ValueError):
+        dequantize(np.ones(3, dtype=int), bad)
+
+
+# --- coder ---
+
+
+def test_round_trip_reproduces_quantized_coefficients_exactly(image, klt):
+    for coder in (DCTCoder(), klt, KLTCoder.from_image(image)):
+        data = coder.encode(image, 6.0)
+        expected = coder.quantized_coefficients(image, 6.0)
+        assert np.array_equal(coder.decode_coefficients(data), expected)
+        decoded = coder.decode(data)
+        assert decoded.shape == image.shape and decoded.dtype == np.uint8
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    height=st.integers(1, 24),
+    width=st.integers(1, 24),
+    block_size=st.sampled_from([2, 4, 8]),
+    step=st.floats(0.5, 200.0),
+    seed=st.integers(0, 2**16),
+    embed=st.booleans(),
+)
+def test_round_trip_property(height, width, block_size, step, seed, embed):
+    rng = np.random.default_rng(seed)
+    image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    coder = BlockTransformCoder(dct_basis(block_size), embed_basis=embed)
+    data = coder.encode(image, step)
+    assert np.array_equal(DCTCoder(block_size).decode_coefficients(data), coder.quantized_coefficients(image, step))
+    assert DCTCoder(block_size).decode(data).shape == image.shape
+
+
+def test_any_coder_decodes_a_dct_stream(image, klt):
+    data = DCTCoder().encode(image, 8.0)
+    assert np.array_equal(klt.decode(data), DCTCoder().decode(data))
+
+
+def test_psnr_rises_and_rate_falls_with_step(image, klt):
+    steps = [4.0, 8.0, 16.0, 32.0]
+    for coder in (DCTCoder(), klt):
+        bpps, psnrs = rd_curve(coder, [image], steps)
+        assert np.all(np.diff(psnrs) < 0), psnrs
+        assert np.all(np.diff(bpps) < 0), bpps
+
+
+def test_dct_coder_quality_on_sample_image():
+    image = sample_image()
+    data = DCTCoder().encode(image, 8.0)
+    decoded = DCTCoder().decode(data)
+    # Uniform quantization of an orthonormal transform: MSE about step²/12 or less (dead zone zeros).
+    assert psnr(image, decoded) > 36.0
+    assert bpp(data, image.shape) < 2.0
+
+
+def test_fine_step_is_near_lossless(image):
+    decoded = DCTCoder().decode(DCTCoder().encode(image, 0.5))
+    assert psnr(image, decoded) > 45.0
+
+
+def test_klt_basis_is_orthonormal_and_sorted(image, klt):
+    basis = klt.basis
+    assert basis.shape == (64, 64)
+    assert np.allclose(basis @ basis.T, np.eye(64), atol=1e-9)
+    variances = np.var(blockcoder.sample_luma_blocks([image]) @ basis.T, axis=0)
+    assert variances[0] > variances[10] > variances[-1]
+
+
+def test_embedded_basis_is_counted_in_the_rate(image):
+    sending = KLTCoder.from_image(image)
+    shared = KLTCoder(sending.basis)
+    with_basis, without_basis = sending.encode(image, 8.0), shared.encode(image, 8.0)
+    used_rows = blockcoder._used_coefficients(
+        [[blockcoder._fit_model(c) for c in channel.T] for channel in blockcoder._dc_to_differences(
+            sending.quantized_coefficients(image, 8.0))]
+    ).sum()
+    assert len(with_basis) - len(without_basis) == used_rows * 64 * 2
+    # The embedded stream decodes without knowing the basis beforehand.
+    assert np.array_equal(DCTCoder().decode(with_basis), sending.decode(with_basis))
+
+
+def test_shared_basis_mismatch_is_refused(image, klt):
+    data = klt.encode(image, 8.0)
+    other = KLTCoder(dct_basis(8)[::-1].copy())
+    with pytest.raises(BitstreamError, match="different basis"):
+        other.decode(data)
+
+
+def test_header_fields(image):
+    data = DCTCoder(frequency_weighting=1.0).encode(image, 10.0)
+    header = read_header(data)
+    assert (header.basis_kind, header.block_size, header.height, header.width) == ("dct", 8, 96, 128)
+    assert header.step == pytest.approx(10.0) and header.frequency_weighting == pytest.approx(1.0)
+
+
+def test_frequency_weighting_coarsens_later_coefficients():
+    steps = DCTCoder(frequency_weighting=2.0).steps(4.0)
+    assert steps[0] == pytest.approx(4.0) and steps[-1] == pytest.approx(12.0)
+    assert np.all(np.diff(steps) > 0)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (17, 33), (8, 8), (9, 1)])
+def test_odd_image_sizes(shape):
+    rng = np.random.default_rng(sum(shape))
+    image = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
+    for block_size in (8, 4):
+        coder = DCTCoder(block_size)
+        data = coder.encode(image, 2.0)
+        assert np.array_equal(coder.decode_coefficients(data), coder.quantized_coefficients(image, 2.0))
+        assert coder.decode(data).shape == image.shape
+
+
+def test_grayscale_like_image_spends_nothing_on_chroma(image):
+    gray = np.repeat(image.mean(axis=2, keepdims=True).astype(np.uint8), 3, axis=2)
+    coder = DCTCoder()
+    data = coder.encode(gray, 8.0)
+    indices = coder.decode_coefficients(data)
+    assert not indices[1:].any()
+    decoded = coder.decode(data)
+    assert np.abs(decoded.astype(int)[..., 0] - decoded[..., 2]).max() <= 2
+    assert len(data) < len(coder.encode(image, 8.0))
+
+
+def test_flat_image(image):
+    flat = np.full((40, 24, 3), 77, dtype=np.uint8)
+    decoded = DCTCoder().decode(DCTCoder().encode(flat, 16.0))
+    assert np.abs(decoded.astype(int) - 77).max() <= 8
+
+
+def test_corrupt_and_truncated_streams_raise_bitstream_error(image):
+    data = DCTCoder().encode(image, 8.0)
+    coder = DCTCoder()
+    for cut in (0, 3, 10, len(data) // 2, len(data) - 1):
+        with pytest.raises(BitstreamError):
+            coder.decode(data[:cut])
+    rng = np.random.default_rng(0)
+    for position in rng.choice(len(data), 20, replace=False):
+        corrupt = bytearray(data)
+        corrupt[position] ^= 1 << int(rng.integers(8))
+        with pytest.raises(BitstreamError):
+            coder.decode(bytes(corrupt))
+    with pytest.raises(BitstreamError, match="magic"):
+        coder.decode(b"JUNK" + data[4:])
+
+
+def _with_crc(body: bytes) -> bytes:
+    return body + zlib.crc32(body).to_bytes(4, "little")
+
+
+def test_forged_headers_with_valid_crc_are_rejected(image):
+    data = DCTCoder().encode(image, 8.0)
+    body = bytearray(data[:-4])
+    huge = bytearray(body)
+    huge[7:15] = (1 << 20).to_bytes(4, "little") * 2  # height and width of a million pixels
+    with pytest.raises(BitstreamError):
+        DCTCoder().decode(_with_crc(bytes(huge)))
+    version = bytearray(body)
+    version[4] = 9
+    with pytest.raises(UnsupportedFormatError):
+        DCTCoder().decode(_with_crc(bytes(version)))
+    taller = bytearray(body)
+    taller[7:11] = (4000).to_bytes(4, "little")
+    with pytest.raises(BitstreamError):
+        DCTCoder().decode(_with_crc(bytes(taller)))
+
+
+def test_invalid_inputs():
+    coder = DCTCoder()
+    with pytest.raises(ImageFormatError):
+        coder.encode(np.zeros((8, 8), dtype=np.uint8), 4.0)
+    with pytest.raises(ImageFormatError):
+        coder.encode(np.zeros((8, 8, 3), dtype=np.float32), 4.0)
+    with pytest.raises(ValueError):
+        coder.encode(np.zeros((8, 8, 3), dtype=np.uint8), 0.0)
+    with pytest.raises(ValueError):
+        BlockTransformCoder(np.ones((64, 64)))
+    with pytest.raises(TypeError):
+        coder.decode("not bytes")
+
+
+def test_too_small_step_is_refused():
+    image = np.zeros((8, 8, 3), dtype=np.uint8)
+    image[::2, ::2] = 255
+    with pytest.raises(ValueError, match="too small"):
+        DCTCoder().encode(image, 1e-3)
