@@ -17,7 +17,12 @@ from nicbook import __version__
 from nicbook.errors import NicbookError
 
 #: Modules that contribute subcommands, in the order ``--help`` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("nicbook.codec", "nicbook.train", "nicbook.data")
+COMMAND_MODULES: tuple[str, ...] = (
+    "nicbook.codec",
+    "nicbook.train",
+    "nicbook.jpeg",
+    "nicbook.data",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
