@@ -451,19 +451,23 @@ def _used_coefficients(models: Sequence[Sequence[tuple[int, int, int]]]) -> np.n
     return np.array([[model[0] > 0 for model in channel] for channel in models]).any(axis=0)
 
 
-def _tables(models: Sequence[Sequence[tuple[int, int, int]]]) -> tuple[FrequencyTables, list[tuple[int, int]]]:
-    """rANS tables of the used (channel, coefficient) pairs, and those pairs in coding order."""
-    pairs = [(c, k) for c, channel in enumerate(models) for k, model in enumerate(channel) if model[0] > 0]
+def _coded_pairs(models: Sequence[Sequence[tuple[int, int, int]]]) -> list[tuple[int, int]]:
+    """The (channel, coefficient) pairs with a non-zero index somewhere, in coding order."""
+    return [(c, k) for c, channel in enumerate(models) for k, model in enumerate(channel) if model[0] > 0]
+
+
+def _tables(models: Sequence[Sequence[tuple[int, int, int]]], pairs: list[tuple[int, int]]) -> FrequencyTables:
+    """rANS tables of the coded (channel, coefficient) pairs."""
     pmfs = [_model_pmf(*models[c][k]) for c, k in pairs]
     offsets = [-models[c][k][0] for c, k in pairs]
-    tables = FrequencyTables.from_pmfs(pmfs, offsets, precision=TABLE_PRECISION, escape_probability=0.0)
-    return tables, pairs
+    return FrequencyTables.from_pmfs(pmfs, offsets, precision=TABLE_PRECISION, escape_probability=0.0)
 
 
 def _encode_symbols(symbols: np.ndarray, models: Sequence[Sequence[tuple[int, int, int]]]) -> bytes:
-    tables, pairs = _tables(models)
+    pairs = _coded_pairs(models)
     if not pairs:
         return b""
+    tables = _tables(models, pairs)
     values = np.concatenate([symbols[c, :, k] for c, k in pairs])
     table_indices = np.repeat(np.arange(len(pairs)), symbols.shape[1])
     return rans_encode(values, table_indices, tables)
@@ -472,7 +476,7 @@ def _encode_symbols(symbols: np.ndarray, models: Sequence[Sequence[tuple[int, in
 def _decode_symbols(payload: bytes, models: Sequence[Sequence[tuple[int, int, int]]], n_blocks: int) -> np.ndarray:
     n2 = len(models[0])
     symbols = np.zeros((3, n_blocks, n2), dtype=np.int64)
-    tables, pairs = _tables(models)
+    pairs = _coded_pairs(models)
     if not pairs:
         if payload:
             raise BitstreamError("unexpected data after an all-zero block coder stream")
@@ -482,7 +486,7 @@ def _decode_symbols(payload: bytes, models: Sequence[Sequence[tuple[int, int, in
     if n_blocks * len(pairs) > 8 * len(payload) * 16_384:
         raise BitstreamError("block coder stream is too short for the image size in its header")
     table_indices = np.repeat(np.arange(len(pairs)), n_blocks)
-    values = rans_decode(payload, table_indices, tables).reshape(len(pairs), n_blocks)
+    values = rans_decode(payload, table_indices, _tables(models, pairs)).reshape(len(pairs), n_blocks)
     for (c, k), row in zip(pairs, values):
         symbols[c, :, k] = row
     return symbols

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nicbook import metrics
+from nicbook import metrics, quantizers
 from nicbook.entropy import HuffmanCode, cross_entropy, information_content
-from nicbook.transforms import zigzag_order
+from nicbook.transforms import energy_compaction, learn_klt_basis, zigzag_order
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,14 @@ def _call(exercise: str, function: Callable, *args):
         return None, CheckResult(exercise, False, f"raised {type(error).__name__}: {error}")
 
 
+def _show(value) -> str:
+    """A learner's value as they would write it: numbers plainly, anything else as its repr."""
+    try:
+        return f"{float(value):.6g}"
+    except (TypeError, ValueError):
+        return repr(value)
+
+
 def _close(got, expected: float, tolerance: float) -> bool:
     try:
         value = float(got)
@@ -77,7 +85,7 @@ def check_psnr(my_psnr: Callable[[np.ndarray, np.ndarray], float], seed: int = 0
             return failure
         expected = metrics.psnr(a, b)
         if not _close(got, expected, 1e-6):
-            return CheckResult(exercise, False, f"for {description} expected {expected:.4f} dB, got {got!r}")
+            return CheckResult(exercise, False, f"for {description} expected {expected:.4f} dB, got {_show(got)}")
     return CheckResult(exercise, True, f"all {len(cases)} cases match nicbook.metrics.psnr")
 
 
@@ -91,7 +99,7 @@ def check_information_content(my_information: Callable[[float], float]) -> Check
         expected = float(information_content(p))
         if not _close(got, expected, 1e-9):
             hint = " (is the logarithm base 2?)" if _close(got, expected * np.log(2), 1e-6) else ""
-            return CheckResult(exercise, False, f"for p={p:g} expected {expected:.6f} bits, got {got!r}{hint}")
+            return CheckResult(exercise, False, f"for p={p:g} expected {expected:.6f} bits, got {_show(got)}{hint}")
     return CheckResult(exercise, True, "−log₂ p is right for all 6 probabilities")
 
 
@@ -110,9 +118,66 @@ def check_cross_entropy(my_cross_entropy: Callable[[np.ndarray, np.ndarray], flo
         if not _close(got, expected, 1e-6):
             return CheckResult(
                 exercise, False, f"for p={np.round(p, 3).tolist()}, q={np.round(q, 3).tolist()} "
-                f"expected {expected:.6f} bits, got {got!r}"
+                f"expected {expected:.6f} bits, got {_show(got)}"
             )
     return CheckResult(exercise, True, f"all {len(cases)} pairs of distributions match")
+
+
+def check_quantizer(my_quantize: Callable[[np.ndarray, float, float], np.ndarray], seed: int = 0) -> CheckResult:
+    """``my_quantize(x, step, rounding)`` must return the dead-zone indices of
+    :func:`nicbook.quantizers.quantize`: ``sign(x) · floor(|x| / step + rounding)``."""
+    exercise = "dead-zone quantizer"
+    rng = np.random.default_rng(seed)
+    x = np.concatenate([rng.laplace(0, 4, 200), [-1.5, -0.5, 0.0, 0.5, 1.5, 2.4999, -2.5]])
+    for step, rounding in ((1.0, 0.5), (3.0, 0.5), (2.0, 1 / 3), (0.5, 0.0)):
+        got, failure = _call(exercise, my_quantize, x.copy(), step, rounding)
+        if failure is not None:
+            return failure
+        expected = quantizers.quantize(x, step, rounding)
+        indices = np.asarray(got)
+        if indices.shape != expected.shape:
+            return CheckResult(exercise, False, f"expected {expected.shape[0]} indices, got shape {indices.shape}")
+        wrong = np.flatnonzero(indices != expected)
+        if wrong.size:
+            i = int(wrong[0])
+            return CheckResult(
+                exercise, False, f"with step {step:g} and rounding {rounding:.3g}: x = {x[i]:.4g} should map to "
+                f"{int(expected[i])}, got {indices[i]}"
+            )
+    return CheckResult(exercise, True, "indices match for plain rounding and for dead zones")
+
+
+def check_klt_basis(my_klt: Callable[[np.ndarray], np.ndarray], seed: int = 0) -> CheckResult:
+    """``my_klt(blocks)`` for ``(N, k)`` data must return a ``(k, k)`` orthonormal basis (rows) that
+    compacts energy as well as the KLT: rows sorted by decreasing variance (signs may differ)."""
+    exercise = "KLT basis"
+    rng = np.random.default_rng(seed)
+    mixing = rng.normal(size=(6, 6)) * np.array([8.0, 5.0, 3.0, 2.0, 1.0, 0.5])
+    blocks = rng.normal(size=(2000, 6)) @ mixing.T + 3.0
+    got, failure = _call(exercise, my_klt, blocks.copy())
+    if failure is not None:
+        return failure
+    basis = np.asarray(got, dtype=np.float64)
+    if basis.shape != (6, 6):
+        return CheckResult(exercise, False, f"for (2000, 6) data expected a (6, 6) basis, got shape {basis.shape}")
+    gram = basis @ basis.T
+    if not np.allclose(gram, np.eye(6), atol=1e-6):
+        return CheckResult(exercise, False, f"the rows are not orthonormal: basis @ basis.T deviates from I by {np.abs(gram - np.eye(6)).max():.3g}")
+    centred = blocks - blocks.mean(axis=0)
+    mine = energy_compaction(centred @ basis.T)
+    best = energy_compaction(centred @ learn_klt_basis(blocks).T)
+    for k in range(5):
+        if mine[k] < best[k] - 1e-6:
+            return CheckResult(
+                exercise, False, f"{_first(k + 1)} {'holds' if k == 0 else 'hold'} {mine[k]:.1%} of the energy; "
+                f"with the KLT, {best[k]:.1%} (are the rows sorted by decreasing "
+                "variance, and is the mean removed?)"
+            )
+    return CheckResult(exercise, True, "orthonormal, and it compacts energy exactly as the KLT does")
+
+
+def _first(count: int) -> str:
+    return "the first coefficient" if count == 1 else f"the first {count} coefficients"
 
 
 def check_zigzag(my_zigzag: Callable[[int], list], sizes: tuple[int, ...] = (4, 8)) -> CheckResult:
@@ -126,7 +191,7 @@ def check_zigzag(my_zigzag: Callable[[int], list], sizes: tuple[int, ...] = (4, 
         try:
             order = np.asarray(got, dtype=np.int64).reshape(-1, 2)
         except (TypeError, ValueError):
-            return CheckResult(exercise, False, f"for n={n} expected a list of (row, col) pairs, got {got!r}")
+            return CheckResult(exercise, False, f"for n={n} expected a list of (row, col) pairs, got {_show(got)}")
         if len(order) != n * n:
             return CheckResult(exercise, False, f"for n={n} expected {n * n} positions, got {len(order)}")
         for position, (want, have) in enumerate(zip(expected, order)):
@@ -152,7 +217,7 @@ def check_huffman_lengths(
             return failure
         lengths = np.asarray(got, dtype=np.int64)
         if lengths.shape != frequencies.shape:
-            return CheckResult(exercise, False, f"for {frequencies.tolist()} expected {len(frequencies)} lengths, got {got!r}")
+            return CheckResult(exercise, False, f"for {frequencies.tolist()} expected {len(frequencies)} lengths, got {_show(got)}")
         if np.any(lengths < 1):
             return CheckResult(exercise, False, f"for {frequencies.tolist()} every symbol needs a length ≥ 1, got {lengths.tolist()}")
         kraft = float(np.sum(2.0 ** -lengths))
@@ -218,5 +283,5 @@ def check_rate(my_rate: Callable, seed: int = 0) -> CheckResult:
             nats = expected * np.log(2)
             hint = " (that is in nats: use log base 2)" if _close(got, nats, 1e-4) else ""
             return CheckResult(exercise, False, f"for likelihoods of shape {shape} over {pixels} pixels "
-                               f"expected {expected:.5f} bpp, got {got!r}{hint}")
+                               f"expected {expected:.5f} bpp, got {_show(got)}{hint}")
     return CheckResult(exercise, True, "bits per pixel are right for both batches")

@@ -93,6 +93,15 @@ def test_round_trip_property(height, width, block_size, step, seed, embed):
     assert DCTCoder(block_size).decode(data).shape == image.shape
 
 
+def test_an_image_whose_indices_are_all_zero_round_trips():
+    image = np.full((1, 1, 3), 128, dtype=np.uint8)
+    coder = DCTCoder(block_size=2)
+    assert not coder.quantized_coefficients(image, 122.0).any()
+    data = coder.encode(image, 122.0)
+    assert not coder.decode_coefficients(data).any()
+    assert np.array_equal(coder.decode(data), image)
+
+
 def test_any_coder_decodes_a_dct_stream(image, klt):
     data = DCTCoder().encode(image, 8.0)
     assert np.array_equal(klt.decode(data), DCTCoder().decode(data))

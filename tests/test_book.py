@@ -65,6 +65,7 @@ def test_chapter_follows_the_lecture_template(path):
     assert len(re.findall(r"```\{exercise\}", text)) >= 3
     assert len(re.findall(r"```\{solution\}", text)) == len(re.findall(r"```\{exercise\}", text))
     assert "{cite}" in text
+    assert "nicbook.exercises.check_" in text, f"{path.name} has no auto-checked exercise"
 
 
 def test_citations_exist_in_references_bib():
@@ -73,3 +74,14 @@ def test_citations_exist_in_references_bib():
         for group in re.findall(r"\{cite\}`([^`]+)`", path.read_text()):
             for key in group.split(","):
                 assert key.strip() in keys, f"{path.name} cites unknown key {key!r}"
+
+
+def test_instructor_guide_lists_every_exercise():
+    guide = (ROOT / "instructors.md").read_text()
+    for path in CHAPTERS:
+        cells = json.loads(path.read_text())["cells"]
+        text = "\n".join("".join(cell["source"]) for cell in cells if cell["cell_type"] == "markdown")
+        labels = re.findall(r"\{exercise\}[^\n]*\n:label: (\S+)", text)
+        assert len(labels) >= 3, f"{path.name}: fewer than three labelled exercises"
+        for label in labels:
+            assert f"{{ref}}`{label}`" in guide, f"instructors.md does not list {label} ({path.name})"

@@ -48,6 +48,26 @@ def test_zigzag_check_names_the_first_wrong_position():
     assert result.message == "4×4: position 2 should be (1, 0), got (2, 0)"
 
 
+def test_quantizer_check():
+    from nicbook.quantizers import quantize
+
+    assert exercises.check_quantizer(quantize)
+    plain = exercises.check_quantizer(lambda x, step, rounding: np.round(x / step).astype(int))
+    assert not plain and "x = -0.5 should map to -1, got 0" in plain.message
+    truncating = exercises.check_quantizer(lambda x, step, rounding: np.trunc(x / step + np.sign(x) * 0.5).astype(int))
+    assert not truncating and "rounding 0.333" in truncating.message
+
+
+def test_klt_check():
+    from nicbook.transforms import learn_klt_basis
+
+    assert exercises.check_klt_basis(learn_klt_basis)
+    assert exercises.check_klt_basis(lambda blocks: -learn_klt_basis(blocks))  # signs are free
+    reversed_rows = exercises.check_klt_basis(lambda blocks: learn_klt_basis(blocks)[::-1])
+    assert not reversed_rows and "sorted by decreasing variance" in reversed_rows.message
+    assert "orthonormal" in exercises.check_klt_basis(lambda blocks: 2 * learn_klt_basis(blocks)).message
+
+
 def test_huffman_check():
     assert exercises.check_huffman_lengths(lambda f: HuffmanCode.from_frequencies(f).lengths)
     flat = exercises.check_huffman_lengths(lambda f: np.full(len(f), int(np.ceil(np.log2(len(f))))))

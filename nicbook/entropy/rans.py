@@ -127,6 +127,8 @@ class FrequencyTables:
         offsets = np.asarray(offsets, dtype=np.int64).ravel()
         if len(pmfs) != offsets.size:
             raise ValueError(f"{len(pmfs)} PMFs but {offsets.size} offsets")
+        if not pmfs:
+            raise ValueError("from_pmfs needs at least one PMF")
         tables = []
         for pmf in pmfs:
             if pmf.size == 0 or not np.all(np.isfinite(pmf)) or np.any(pmf < 0) or pmf.sum() <= 0:
