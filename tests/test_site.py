@@ -4,7 +4,7 @@ Headless Chromium (Debian's ``chromium`` package, driven by Playwright with ``ex
 opens every HTML page of ``_build/html`` from a loopback HTTP server, with every request to another
 host blocked. A page fails on a JavaScript error or console error, an image that did not load, an
 empty main content area, an empty cell output, math that MathJax did not typeset (raw ``\\(``
-left in the text), or an animation without its controls. A screenshot of each page is saved in
+left in the text), a Markdown table printed as text, or an animation without its controls. A screenshot of each page is saved in
 ``_build/screenshots/``.
 
 These tests need a built book; they skip (with the reason) when it is absent or no Chromium is
@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import http.server
 import os
+import re
 import shutil
 import threading
 from pathlib import Path
@@ -142,5 +143,6 @@ def test_page_renders(page_path, site_url, browser):
     assert len(main_text) > 20, f"{page_path}: the main content area is empty"
     assert empty_outputs == 0, f"{page_path}: {empty_outputs} empty cell output(s)"
     assert "\\(" not in main_text and "$$" not in main_text, f"{page_path}: math left untypeset"
+    assert not re.search(r"\|\s*(---|—)", main_text), f"{page_path}: a Markdown table left unrendered"
     if animations:
         assert animation_controls >= 3 * animations, f"{page_path}: an animation lacks its controls"
