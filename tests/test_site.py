@@ -4,8 +4,8 @@ Headless Chromium (Debian's ``chromium`` package, driven by Playwright with ``ex
 opens every HTML page of ``_build/html`` from a loopback HTTP server, with every request to another
 host blocked. A page fails on a JavaScript error or console error, an image that did not load, an
 empty main content area, an empty cell output, math that MathJax did not typeset (raw ``\\(``
-left in the text), a Markdown table printed as text, or an animation without its controls. A screenshot of each page is saved in
-``_build/screenshots/``.
+left in the text), a Markdown table printed as text, or an animation without its controls. A
+screenshot of each page is saved in ``_build/screenshots/``.
 
 These tests need a built book; they skip (with the reason) when it is absent or no Chromium is
 installed, unless ``NICBOOK_REQUIRE_BROWSER=1`` (set by CI), which turns those skips into failures.
