@@ -37,11 +37,19 @@ MAX_OFFSET = 1 << 62  # keeps offset + table size and escape distances inside (u
 #: cost 32 flushed bits each.
 ROWS_PER_LANE = 2048
 MAX_LANES = 4096
+#: Information (bits) per lane at least: each lane's 32-bit final state then costs at most 0.5 %.
+BITS_PER_LANE = 6400
 
 
-def lane_count(n_symbols: int) -> int:
-    """Lanes for a message of ``n_symbols``: one per ``ROWS_PER_LANE`` symbols, at most ``MAX_LANES``."""
-    return int(min(MAX_LANES, max(1, n_symbols // ROWS_PER_LANE)))
+def lane_count(n_symbols: int, information_bits: float | None = None) -> int:
+    """Lanes for a message: one per ``ROWS_PER_LANE`` symbols, at most ``MAX_LANES``, and, when the
+    message's information content is known, at most one per ``BITS_PER_LANE`` bits of it, so that a
+    long but nearly predictable message (a neural codec's latents at low rate) is not dominated by
+    the lanes' final states."""
+    lanes = n_symbols // ROWS_PER_LANE
+    if information_bits is not None:
+        lanes = min(lanes, int(information_bits // BITS_PER_LANE))
+    return int(min(MAX_LANES, max(1, lanes)))
 
 
 class FrequencyTables:
@@ -303,10 +311,13 @@ def rans_encode(
     n = values.size
     if n == 0:
         return b""
-    lanes = lane_count(n) if lanes is None else int(lanes)
+    entry, escaped = tables._entries(values, table_of)
+    if lanes is None:
+        frequencies = tables.frequencies[entry].astype(np.float64)
+        lanes = lane_count(n, float(np.sum(tables.precision - np.log2(frequencies))))
+    lanes = int(lanes)
     if not 1 <= lanes <= n:
         raise ValueError(f"lanes must be in [1, {n}], got {lanes}")
-    entry, escaped = tables._entries(values, table_of)
     offsets, sizes = tables.offsets[table_of[escaped]], tables.sizes[table_of[escaped]]
     bypass = _encode_escapes(values[escaped], offsets, offsets + sizes) if escaped.any() else b""
 
