@@ -191,6 +191,10 @@ class FrequencyTables:
         """
         values, tables = _message(values, table_indices, self)
         entry, _ = self._entries(values, tables)
+        return self._entry_bits(entry)
+
+    def _entry_bits(self, entry: np.ndarray) -> np.ndarray:
+        """Ideal cost in bits of each entry (index into the concatenated tables)."""
         return self.precision - np.log2(self.frequencies[entry].astype(np.float64))
 
     def _entries(self, values: np.ndarray, tables: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -313,8 +317,7 @@ def rans_encode(
         return b""
     entry, escaped = tables._entries(values, table_of)
     if lanes is None:
-        frequencies = tables.frequencies[entry].astype(np.float64)
-        lanes = lane_count(n, float(np.sum(tables.precision - np.log2(frequencies))))
+        lanes = lane_count(n, float(tables._entry_bits(entry).sum()))
     lanes = int(lanes)
     if not 1 <= lanes <= n:
         raise ValueError(f"lanes must be in [1, {n}], got {lanes}")
