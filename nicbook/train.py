@@ -223,9 +223,10 @@ def _validation_batch(paths: list[Path], config: TrainConfig) -> torch.Tensor:
 
 
 def _split_paths(paths: list[Path], fraction: float) -> tuple[list[Path], list[Path]]:
+    """Held-out split of the training photos; with a single photo it serves both roles."""
     train, validation = train_validation_split(paths, fraction)
-    if not validation and len(train) > 1:
-        train, validation = train[:-1], train[-1:]
+    if not validation:
+        train, validation = (train[:-1], train[-1:]) if len(train) > 1 else (train, train)
     if not train:
         train = validation
     return train, validation

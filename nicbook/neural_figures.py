@@ -1,0 +1,212 @@
+"""Short trainings and figures for the chapters on neural codecs.
+
+The chapters train tiny models for a minute on a CPU to show what happens during training; real
+models come from :func:`nicbook.train.fit` and the zoo. What the chapters share lives here: where
+training patches come from (the training photos, or the sample image when none are installed), a
+short training loop for any model of :mod:`nicbook.models` with a progress bar, conversions
+between images and tensors, and the plots of training curves, latents and learned densities.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from nicbook.data import PatchDataset, cache_dir, sample_image, save_image, training_image_paths
+from nicbook.errors import DataNotFoundError
+from nicbook.models import Autoencoder, FactorizedPrior, rd_loss
+from nicbook.plot import use_style
+from nicbook.train import LOG_NAME, resolve_device
+
+__all__ = [
+    "plot_density_vs_histogram",
+    "plot_histories",
+    "plot_latent_histograms",
+    "read_training_log",
+    "to_image",
+    "to_tensor",
+    "train_briefly",
+    "training_photos",
+]
+
+#: Quantities of a training record, with the axis label each is plotted with.
+CURVE_LABELS: Mapping[str, str] = {
+    "loss": "loss R + λ·D",
+    "bpp": "rate (bits per pixel)",
+    "mse": "MSE (0–255 scale)",
+    "psnr": "PSNR (dB)",
+}
+
+
+def training_photos() -> tuple[list[Path], str]:
+    """Paths of the training photos and a sentence saying what a chapter trains on.
+
+    Without ``$NICBOOK_DATA/train`` the left and right halves of the sample image stand in
+    (written once as PNGs to :func:`nicbook.data.cache_dir`), so a chapter still runs, on far less
+    varied patches; two files let :func:`nicbook.train.fit` hold one out for validation.
+    """
+    try:
+        paths = training_image_paths()
+    except DataNotFoundError:
+        image = sample_image()
+        middle = image.shape[1] // 2
+        paths = [cache_dir() / f"sample_image_{side}.png" for side in ("left", "right")]
+        for path, half in zip(paths, (image[:, :middle], image[:, middle:])):
+            if not path.is_file():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                save_image(half, path)
+        return paths, (
+            "No training photos found ($NICBOOK_DATA/train is not set up): training on patches of "
+            "the two halves of the sample image instead, so the model will generalise poorly."
+        )
+    return paths, f"Training on random patches of {len(paths)} photos from $NICBOOK_DATA/train."
+
+
+def to_tensor(image: np.ndarray, device: str | torch.device = "cpu") -> torch.Tensor:
+    """``(H, W, 3)`` uint8 image -> ``(1, 3, H, W)`` float32 tensor in [0, 1]."""
+    tensor = torch.from_numpy(np.array(image, dtype=np.uint8, copy=True)).permute(2, 0, 1).unsqueeze(0)
+    return tensor.to(device, torch.float32) / 255.0
+
+
+def to_image(tensor: torch.Tensor) -> np.ndarray:
+    """``(1, 3, H, W)`` or ``(3, H, W)`` tensor in [0, 1] -> ``(H, W, 3)`` uint8 image (rounded)."""
+    tensor = tensor.detach().float().cpu().reshape(-1, *tensor.shape[-2:])
+    return (tensor.clamp(0.0, 1.0) * 255.0).round().to(torch.uint8).permute(1, 2, 0).numpy()
+
+
+def train_briefly(
+    model: Autoencoder,
+    paths: Sequence[str | os.PathLike[str]],
+    steps: int,
+    lmbda: float = 1.0,
+    patch_size: int = 64,
+    batch_size: int = 8,
+    lr: float = 1e-3,
+    clip_grad_norm: float = 1.0,
+    seed: int = 0,
+    log_every: int = 10,
+    device: str | torch.device = "auto",
+    desc: str = "training",
+) -> list[dict[str, float]]:
+    """Train ``model`` in place with Adam on :func:`nicbook.models.rd_loss` for ``steps`` steps.
+
+    Each step draws ``batch_size`` random patches of ``paths``; torch is seeded once with ``seed``,
+    so a run is reproducible on a given machine. Gradients are clipped to norm ``clip_grad_norm``
+    (0: no clipping), as in :func:`nicbook.train.fit`. For the plain :class:`Autoencoder` the rate is
+    zero and the loss is ``λ · MSE``. Returns one record per ``log_every`` steps: the step and the
+    means of ``loss``, ``bpp``, ``mse`` and ``psnr`` over those steps. The model ends in eval mode
+    (a :class:`FactorizedPrior` with fresh coding tables).
+    """
+    if steps < 1 or log_every < 1:
+        raise ValueError("steps and log_every must be positive")
+    device = resolve_device(device)
+    torch.manual_seed(seed)
+    dataset = PatchDataset(paths, patch_size)
+    model.to(device).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    history, window = [], []
+    bar = tqdm(range(steps), desc=desc)
+    for step in bar:
+        items = torch.randint(0, len(dataset), (batch_size,)).tolist()
+        batch = torch.stack([dataset[item] for item in items]).to(device)
+        losses = rd_loss(model(batch), batch, lmbda)
+        optimizer.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        if clip_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
+        optimizer.step()
+        window.append({key: float(value.detach()) for key, value in losses.items()})
+        if (step + 1) % log_every == 0 or step + 1 == steps:
+            record = {key: float(np.mean([values[key] for values in window])) for key in window[0]}
+            history.append({"step": step + 1, **record})
+            bar.set_postfix(loss=f"{record['loss']:.4g}", psnr=f"{record['psnr']:.2f}")
+            window = []
+    if isinstance(model, FactorizedPrior):
+        model.entropy_model.update_tables()
+    model.eval()
+    return history
+
+
+def read_training_log(out_dir: str | os.PathLike[str]) -> dict[str, list[dict[str, float]]]:
+    """The JSON-lines log that :func:`nicbook.train.fit` writes to ``out_dir``, split by ``split``
+    (``"train"`` and ``"validation"`` records)."""
+    records: dict[str, list[dict[str, float]]] = {}
+    for line in (Path(out_dir) / LOG_NAME).read_text().splitlines():
+        if line.strip():
+            record = json.loads(line)
+            records.setdefault(record["split"], []).append(record)
+    return records
+
+
+def plot_histories(
+    histories: Mapping[str, Sequence[Mapping[str, float]]],
+    keys: Sequence[str] = ("loss", "bpp", "psnr"),
+    log_scale: Sequence[str] = ("loss",),
+) -> plt.Figure:
+    """Training curves: one panel per quantity in ``keys``, one line per named history."""
+    use_style()
+    figure, axes = plt.subplots(1, len(keys), figsize=(3.4 * len(keys), 3.0), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        for name, history in histories.items():
+            ax.plot([r["step"] for r in history], [r[key] for r in history], label=name)
+        ax.set(xlabel="training step", title=CURVE_LABELS.get(key, key))
+        if key in log_scale:
+            ax.set_yscale("log")
+    if len(histories) > 1:
+        axes[0, -1].legend()
+    figure.tight_layout()
+    return figure
+
+
+def plot_latent_histograms(
+    latents: np.ndarray, channels: Sequence[int], bins: int = 60, ax: plt.Axes | None = None
+) -> plt.Axes:
+    """Histograms of the real-valued latents ``(M, h, w)`` of a few ``channels``, overlaid."""
+    use_style()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.2))
+    values = np.asarray(latents, dtype=np.float64)
+    edges = np.linspace(values[list(channels)].min(), values[list(channels)].max(), bins + 1)
+    for channel in channels:
+        ax.hist(values[channel].ravel(), bins=edges, histtype="step", lw=1.5, density=True,
+                label=f"channel {channel}")
+    ax.set(xlabel="latent value", ylabel="density")
+    ax.legend()
+    return ax
+
+
+@torch.no_grad()
+def plot_density_vs_histogram(
+    model: FactorizedPrior, symbols: np.ndarray, channel: int, ax: plt.Axes | None = None
+) -> plt.Axes:
+    """The learned probabilities ``P(k)`` of one channel's integer latents against their frequencies.
+
+    ``symbols`` are integer latents ``(M, h, w)`` as from :meth:`FactorizedPrior.latent_symbols`
+    (offsets from the channel medians); bars are the observed frequencies, dots the model's
+    probabilities, whose ``-log2`` is what each symbol costs.
+    """
+    use_style()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.2))
+    values = symbols[channel].ravel()
+    grid = np.arange(values.min() - 2, values.max() + 3)
+    counts = np.array([(values == k).sum() for k in grid])
+    entropy_model = model.entropy_model
+    entropy_model.ensure_tables()
+    median = entropy_model.medians[channel]
+    points = torch.zeros(1, entropy_model.channels, 1, grid.size, device=median.device)
+    points[0, channel, 0] = torch.from_numpy(grid).to(median.device, torch.float32) + median
+    probabilities = entropy_model.likelihood(points)[0, channel, 0]
+    ax.bar(grid, counts / counts.sum(), width=0.8, alpha=0.5, label="frequency of rounded latents")
+    ax.plot(grid, probabilities.cpu().numpy(), "o-", color="C3", ms=4, label="learned P(k)")
+    ax.set(xlabel=f"integer latent k (channel {channel}, median {float(median):+.2f} removed)",
+           ylabel="probability")
+    ax.legend()
+    return ax
