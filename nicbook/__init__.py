@@ -19,6 +19,7 @@ Each module maps to one idea of the book:
 ``nicbook.train``           the training loop (CPU, GPU, several GPUs)
 ``nicbook.codec``           ``.nic`` files: compress and decompress with a model
 ``nicbook.zoo``             trained models shipped with the package
+``nicbook.neural_figures``  short training runs and figures for chapters 6 and 7
 ``nicbook.exercises``       automatic checks of the book's exercises
 ==========================  =====================================================
 """
