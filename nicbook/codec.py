@@ -34,7 +34,7 @@ import torch
 from tqdm.auto import tqdm
 
 from nicbook import zoo
-from nicbook.data import IMAGE_SUFFIXES, as_rgb8, load_image, save_image
+from nicbook.data import IMAGE_SUFFIXES, as_rgb8, load_image, save_image, to_image, to_tensor
 from nicbook.errors import BitstreamError, NicbookError, UnsupportedFormatError
 from nicbook.metrics import bpp, psnr
 from nicbook.models import STRIDE, FactorizedPrior, weights_hash
@@ -111,8 +111,7 @@ def compress(image: np.ndarray, model: FactorizedPrior) -> bytes:
             f"image of {width}×{height} pixels is larger than the .nic limit of {MAX_PIXELS} pixels"
         )
     device = model.entropy_model.medians.device
-    x = torch.from_numpy(_pad_to_stride(image)).permute(2, 0, 1).unsqueeze(0)
-    symbols = model.latent_symbols(x.to(device, torch.float32) / 255.0)
+    symbols = model.latent_symbols(to_tensor(_pad_to_stride(image), device))
     payload = model.compress_latents(symbols)
     name = model.name.encode("ascii", errors="replace")[:255]
     body = (
@@ -225,8 +224,7 @@ def decode_latents(
 def decompress(data: bytes, model: FactorizedPrior | None = None) -> np.ndarray:
     """Decode ``.nic`` bytes to an ``(H, W, 3)`` uint8 image; ``model=None`` loads the file's zoo model."""
     header, symbols, model = decode_latents(data, model)
-    x_hat = model.synthesize(symbols)[0, :, : header.height, : header.width]
-    return torch.round(x_hat * 255.0).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    return to_image(model.synthesize(symbols)[0, :, : header.height, : header.width])
 
 
 # --------------------------------------------------------------------------- command line

@@ -180,6 +180,24 @@ def sample_image() -> np.ndarray:
     return load_image(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
 
 
+def to_tensor(
+    image: np.ndarray, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
+    """``(H, W, 3)`` uint8 image -> ``(1, 3, H, W)`` tensor in [0, 1], the layout networks expect."""
+    tensor = torch.from_numpy(np.array(as_rgb8(image), copy=True)).permute(2, 0, 1).unsqueeze(0)
+    return tensor.to(device, dtype) / 255.0
+
+
+def to_image(tensor: torch.Tensor) -> np.ndarray:
+    """``(1, 3, H, W)`` or ``(3, H, W)`` tensor in [0, 1] -> ``(H, W, 3)`` uint8 image.
+
+    Values are clamped to [0, 1] and rounded in the tensor's own precision (a float64 decoder
+    output is not cast to float32 first, which could move a value across a rounding boundary).
+    """
+    tensor = tensor.detach().cpu().reshape(-1, *tensor.shape[-2:])
+    return (tensor.clamp(0.0, 1.0) * 255.0).round().to(torch.uint8).permute(1, 2, 0).numpy()
+
+
 # --------------------------------------------------------------------------- data sets
 
 

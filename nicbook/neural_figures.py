@@ -30,8 +30,6 @@ __all__ = [
     "plot_histories",
     "plot_latent_histograms",
     "read_training_log",
-    "to_image",
-    "to_tensor",
     "train_briefly",
     "training_photos",
 ]
@@ -67,18 +65,6 @@ def training_photos() -> tuple[list[Path], str]:
             "the two halves of the sample image instead, so the model will generalise poorly."
         )
     return paths, f"Training on random patches of {len(paths)} photos from $NICBOOK_DATA/train."
-
-
-def to_tensor(image: np.ndarray, device: str | torch.device = "cpu") -> torch.Tensor:
-    """``(H, W, 3)`` uint8 image -> ``(1, 3, H, W)`` float32 tensor in [0, 1]."""
-    tensor = torch.from_numpy(np.array(image, dtype=np.uint8, copy=True)).permute(2, 0, 1).unsqueeze(0)
-    return tensor.to(device, torch.float32) / 255.0
-
-
-def to_image(tensor: torch.Tensor) -> np.ndarray:
-    """``(1, 3, H, W)`` or ``(3, H, W)`` tensor in [0, 1] -> ``(H, W, 3)`` uint8 image (rounded)."""
-    tensor = tensor.detach().float().cpu().reshape(-1, *tensor.shape[-2:])
-    return (tensor.clamp(0.0, 1.0) * 255.0).round().to(torch.uint8).permute(1, 2, 0).numpy()
 
 
 def train_briefly(

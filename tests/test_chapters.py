@@ -19,7 +19,7 @@ from jupyter_cache.executors.utils import single_nb_execution
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = sorted((ROOT / "chapters").glob("*.ipynb"))
 CACHE = ROOT / "_build" / ".jupyter_cache"
-TIMEOUT_S = 600
+TIMEOUT_S = 300
 
 
 def _errors(notebook: nbformat.NotebookNode) -> list[str]:

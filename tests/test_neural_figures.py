@@ -11,15 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-from nicbook.data import save_image
+from nicbook.data import save_image, to_image, to_tensor
 from nicbook.models import Autoencoder, FactorizedPrior
 from nicbook.neural_figures import (
     plot_density_vs_histogram,
     plot_histories,
     plot_latent_histograms,
     read_training_log,
-    to_image,
-    to_tensor,
     train_briefly,
     training_photos,
 )
