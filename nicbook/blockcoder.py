@@ -517,16 +517,6 @@ def rd_curve(
     steps: Sequence[float],
     progress: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Rate-distortion points from real streams: mean bpp and mean PSNR over ``images`` per step.
-
-    Every image is encoded to bytes and decoded; the rate is the file size
-    (:func:`nicbook.metrics.bpp`), the distortion the RGB PSNR of the decoded image.
-    """
-    bpps = np.zeros((len(steps), len(images)))
-    psnrs = np.zeros_like(bpps)
-    jobs = [(s, i) for s in range(len(steps)) for i in range(len(images))]
-    for s, i in tqdm(jobs, desc=f"{type(coder).__name__} RD", disable=not progress):
-        data = coder.encode(images[i], steps[s])
-        bpps[s, i] = metrics.bpp(data, images[i].shape)
-        psnrs[s, i] = metrics.psnr(images[i], coder.decode(data))
-    return bpps.mean(axis=1), psnrs.mean(axis=1)
+    """Rate-distortion points from real streams: mean bpp and mean PSNR over ``images`` per step
+    (see :func:`nicbook.metrics.rd_curve`)."""
+    return metrics.rd_curve(coder.encode, coder.decode, images, steps, progress, desc=f"{type(coder).__name__} RD")

@@ -14,11 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, features
-from tqdm.auto import tqdm
 
 from nicbook.data import as_rgb8, pil_to_rgb8
 from nicbook.errors import NicbookError
-from nicbook.metrics import bpp, psnr
+from nicbook import metrics
 
 
 @dataclass(frozen=True)
@@ -93,20 +92,11 @@ def rd_curve(
     settings: Sequence[float] | None = None,
     progress: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Mean bpp (from the file sizes) and mean RGB PSNR over ``images`` at each setting."""
+    """Mean bpp (from the file sizes) and mean RGB PSNR over ``images`` at each setting
+    (default: the codec's own sweep); see :func:`nicbook.metrics.rd_curve`."""
     codec = CODECS[codec] if isinstance(codec, str) else codec
     settings = codec.settings if settings is None else settings
-    if not images:
-        raise ValueError("rd_curve needs at least one image")
-    rates, qualities = [], []
-    for setting in tqdm(settings, desc=codec.name, disable=not progress):
-        points = []
-        for image in images:
-            data = codec.encode(image, setting)
-            points.append((bpp(data, image.shape), psnr(image, codec.decode(data))))
-        rates.append(np.mean([rate for rate, _ in points]))
-        qualities.append(np.mean([quality for _, quality in points]))
-    return np.array(rates), np.array(qualities)
+    return metrics.rd_curve(codec.encode, codec.decode, images, settings, progress, desc=codec.name)
 
 
 def png_bytes(image: np.ndarray) -> bytes:
