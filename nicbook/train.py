@@ -24,6 +24,7 @@ import json
 import math
 import os
 import pickle
+import shutil
 import time
 import warnings
 from dataclasses import asdict, dataclass, fields
@@ -143,6 +144,23 @@ def save_checkpoint(
     partial = path.with_name(path.name + ".partial")
     torch.save(state, partial)
     os.replace(partial, path)
+
+
+def save_snapshot(run_dir: str | os.PathLike[str], target_dir: str | os.PathLike[str]) -> Path:
+    """Copy a run's checkpoint to ``target_dir`` as a snapshot small enough to keep in a repository.
+
+    The snapshot holds the weights in float16 and no optimiser state (a run resumed from it starts
+    Adam's moment estimates afresh), plus the run's log. Returns the snapshot's checkpoint path.
+    """
+    run_dir, target_dir = Path(run_dir), Path(target_dir)
+    state = load_checkpoint(run_dir / CHECKPOINT_NAME)
+    config = TrainConfig(**state["train_config"]) if "train_config" in state else None
+    target = target_dir / CHECKPOINT_NAME
+    model = model_from_checkpoint(state)
+    save_checkpoint(target, model, step=state["step"], config=config, parameter_dtype=torch.float16)
+    if (run_dir / LOG_NAME).is_file():
+        shutil.copyfile(run_dir / LOG_NAME, target_dir / LOG_NAME)
+    return target
 
 
 def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict:

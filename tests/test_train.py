@@ -27,6 +27,7 @@ from nicbook.train import (
     model_from_checkpoint,
     resolve_device,
     save_checkpoint,
+    save_snapshot,
 )
 
 
@@ -81,6 +82,19 @@ def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(photos, tmp_p
     resumed = fit(tiny_config(tmp_path / "resumed", 6, quantization="mixed"), photos, progress=False)
     for (name, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items()):
         assert torch.equal(a, b), name
+
+
+def test_a_snapshot_is_small_and_resumable(photos, tmp_path):
+    fit(tiny_config(tmp_path / "run", 3), photos, progress=False)
+    snapshot = save_snapshot(tmp_path / "run", tmp_path / "kept")
+    state = load_checkpoint(snapshot)
+    assert state["step"] == 3 and "optimizer" not in state
+    assert all(tensor.dtype == torch.float16 for name, tensor in state["model"].items() if "weight" in name)
+    assert snapshot.stat().st_size < (tmp_path / "run" / CHECKPOINT_NAME).stat().st_size
+    assert (tmp_path / "kept" / "log.jsonl").read_text() == (tmp_path / "run" / "log.jsonl").read_text()
+    resumed = fit(tiny_config(tmp_path / "kept", 5), photos, progress=False)
+    assert load_checkpoint(tmp_path / "kept" / CHECKPOINT_NAME)["step"] == 5
+    assert isinstance(resumed, FactorizedPrior)
 
 
 def test_resume_refuses_a_checkpoint_of_another_size(photos, tmp_path):
