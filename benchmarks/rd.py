@@ -1,0 +1,104 @@
+"""Rate–distortion of every codec of the book on one folder of images (Kodak).
+
+For nicbook's neural codec (every shipped zoo model, plus ``--checkpoint`` files), nicbook's JPEG
+(4:2:0), nicbook's KLT block coder (basis learned on the training photos, never on DIR), and Pillow's
+JPEG 4:2:0, WebP, JPEG 2000 (OpenJPEG, irreversible, colour transform) and AVIF: the RD points
+(bpp from the real file sizes, mean RGB PSNR over the images) and the Bjøntegaard delta rate of each
+against Pillow's JPEG 4:2:0. Writes an RD plot (``--plot``) and, with ``--json``, prints as its last
+line ``{"codecs": {name: [[bpp, psnr], ...]}, "bd_rate_vs_jpeg": {name: percent or null}}``.
+
+    python benchmarks/rd.py $NICBOOK_DATA/kodak [--images N] [--checkpoint PATH ...] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from nicbook import codec, jpeg, metrics, plot, zoo
+from nicbook.blockcoder import KLTCoder
+from nicbook.blockcoder import rd_curve as block_rd_curve
+from nicbook.data import IMAGE_SUFFIXES, load_image, training_image_paths
+from nicbook.pillow_codecs import CODECS, available_codecs
+from nicbook.pillow_codecs import rd_curve as pillow_rd_curve
+from nicbook.train import load_checkpoint, model_from_checkpoint
+
+JPEG_QUALITIES = (5, 10, 20, 30, 50, 75, 90, 95)
+KLT_STEPS = (4.0, 7.0, 12.0, 20.0, 32.0, 50.0)
+REFERENCE = "JPEG"
+
+
+def neural_points(images: list[np.ndarray], checkpoints: list[Path]) -> list[tuple[float, float]]:
+    """One RD point per shipped zoo model and per checkpoint, sorted by rate."""
+    models = [zoo.load(entry["architecture"], entry["quality"]) for entry in zoo.available() if entry["shipped"]]
+    models += [model_from_checkpoint(load_checkpoint(path)) for path in checkpoints]
+    points = []
+    for model in models:
+        rates, qualities = metrics.rd_curve(
+            lambda image, _: codec.compress(image, model), lambda data: codec.decompress(data, model), images, [0]
+        )
+        points.append((float(rates[0]), float(qualities[0])))
+    return sorted(points)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("folder", type=Path, help="folder of evaluation images (Kodak)")
+    parser.add_argument("--images", type=int, default=None, help="use only the first N images")
+    parser.add_argument("--checkpoint", type=Path, action="append", default=[], help="also measure this model")
+    parser.add_argument("--klt-photos", type=int, default=200, help="training photos the KLT is learned on")
+    parser.add_argument("--plot", type=Path, default=Path("rd.png"), help="where to write the RD plot")
+    parser.add_argument("--json", action="store_true", help="last line: one JSON object")
+    args = parser.parse_args()
+
+    paths = sorted(p for p in args.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[: args.images]
+    if not paths:
+        raise SystemExit(f"no images in {args.folder}")
+    images = [load_image(path) for path in paths]
+    print(f"{len(images)} images from {args.folder}")
+
+    curves: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for name in available_codecs():
+        curves[name] = pillow_rd_curve(CODECS[name], images, progress=True)
+    curves["JPEG (nicbook)"] = metrics.rd_curve(
+        lambda image, quality: jpeg.encode(image, int(quality), "420"), jpeg.decode, images, JPEG_QUALITIES,
+        progress=True, desc="nicbook JPEG",
+    )
+    training = training_image_paths()
+    chosen = np.random.default_rng(0).choice(len(training), min(args.klt_photos, len(training)), replace=False)
+    klt = KLTCoder.learn([training[i] for i in sorted(chosen)], block_size=8, n_blocks=60_000, seed=0)
+    curves["KLT coder"] = block_rd_curve(klt, images, KLT_STEPS, progress=True)
+    points = neural_points(images, args.checkpoint)
+    if points:
+        curves["nicbook"] = (np.array([p[0] for p in points]), np.array([p[1] for p in points]))
+    else:
+        print("neural codec: no shipped zoo weights and no --checkpoint, so it is not measured")
+
+    reference = curves[REFERENCE]
+    bd_rates: dict[str, float | None] = {}
+    for name, curve in curves.items():
+        if name == REFERENCE:
+            continue
+        try:
+            bd_rates[name] = round(metrics.bd_rate(reference, curve), 2)
+        except ValueError as error:  # fewer than four points, or no PSNR overlap
+            bd_rates[name] = None
+            print(f"{name}: no BD-rate ({error})")
+    rows = [
+        [name, " ".join(f"{b:.3f}/{p:.2f}" for b, p in zip(*curve)), bd_rates.get(name, "reference") or "n/a"]
+        for name, curve in curves.items()
+    ]
+    print(plot.markdown_table(rows, ["codec", "bpp/PSNR points", f"BD-rate vs {REFERENCE} (%)"], 2))
+    ax = plot.rd_plot(curves, title=f"{len(images)} images of {args.folder.name}")
+    ax.figure.savefig(args.plot, bbox_inches="tight")
+    print(f"plot: {args.plot}")
+    if args.json:
+        codecs = {name: [[round(float(b), 4), round(float(p), 3)] for b, p in zip(*curve)] for name, curve in curves.items()}
+        print(json.dumps({"codecs": codecs, "bd_rate_vs_jpeg": bd_rates}))
+
+
+if __name__ == "__main__":
+    main()
