@@ -87,10 +87,12 @@ def main() -> None:
         except ValueError as error:  # fewer than four points, or no PSNR overlap
             bd_rates[name] = None
             print(f"{name}: no BD-rate ({error})")
-    rows = [
-        [name, " ".join(f"{b:.3f}/{p:.2f}" for b, p in zip(*curve)), bd_rates.get(name, "reference") or "n/a"]
-        for name, curve in curves.items()
-    ]
+    def bd_cell(name: str) -> object:
+        if name == REFERENCE:
+            return "reference"
+        return "n/a" if bd_rates[name] is None else bd_rates[name]
+
+    rows = [[name, " ".join(f"{b:.3f}/{p:.2f}" for b, p in zip(*curve)), bd_cell(name)] for name, curve in curves.items()]
     print(plot.markdown_table(rows, ["codec", "bpp/PSNR points", f"BD-rate vs {REFERENCE} (%)"], 2))
     ax = plot.rd_plot(curves, title=f"{len(images)} images of {args.folder.name}")
     ax.figure.savefig(args.plot, bbox_inches="tight")
