@@ -50,11 +50,19 @@ def downsample_h2v2(plane: np.ndarray) -> np.ndarray:
     return (sums + bias) >> 2
 
 
+def _neighbours(plane: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each sample's previous and next neighbour along ``axis``, the edge samples replicated."""
+    first, last = np.take(plane, [0], axis=axis), np.take(plane, [-1], axis=axis)
+    inner = plane.shape[axis] - 1
+    previous = np.concatenate([first, np.take(plane, range(inner), axis=axis)], axis=axis)
+    following = np.concatenate([np.take(plane, range(1, inner + 1), axis=axis), last], axis=axis)
+    return previous, following
+
+
 def upsample_fancy_h2v1(plane: np.ndarray) -> np.ndarray:
     """Horizontal 2× triangle-filter upsampling (libjpeg ``h2v1_fancy_upsample``)."""
     plane = plane.astype(np.int64)
-    left = np.concatenate([plane[:, :1], plane[:, :-1]], axis=1)
-    right = np.concatenate([plane[:, 1:], plane[:, -1:]], axis=1)
+    left, right = _neighbours(plane, axis=1)
     out = np.empty((plane.shape[0], 2 * plane.shape[1]), dtype=np.int64)
     out[:, 0::2] = (3 * plane + left + 1) >> 2
     out[:, 1::2] = (3 * plane + right + 2) >> 2
@@ -64,13 +72,11 @@ def upsample_fancy_h2v1(plane: np.ndarray) -> np.ndarray:
 def upsample_fancy_h2v2(plane: np.ndarray) -> np.ndarray:
     """2 × 2 triangle-filter upsampling (libjpeg ``h2v2_fancy_upsample``): weights 9/16, 3/16, 3/16, 1/16."""
     plane = plane.astype(np.int64)
-    above = np.concatenate([plane[:1], plane[:-1]], axis=0)
-    below = np.concatenate([plane[1:], plane[-1:]], axis=0)
+    above, below = _neighbours(plane, axis=0)
     columns = np.empty((2 * plane.shape[0], plane.shape[1]), dtype=np.int64)
     columns[0::2] = 3 * plane + above
     columns[1::2] = 3 * plane + below
-    left = np.concatenate([columns[:, :1], columns[:, :-1]], axis=1)
-    right = np.concatenate([columns[:, 1:], columns[:, -1:]], axis=1)
+    left, right = _neighbours(columns, axis=1)
     out = np.empty((columns.shape[0], 2 * columns.shape[1]), dtype=np.int64)
     out[:, 0::2] = (3 * columns + left + 8) >> 4
     out[:, 1::2] = (3 * columns + right + 7) >> 4
