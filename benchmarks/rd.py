@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from nicbook import codec, jpeg, metrics, plot, zoo
-from nicbook.blockcoder import KLTCoder
 from nicbook.blockcoder import rd_curve as block_rd_curve
-from nicbook.data import IMAGE_SUFFIXES, load_image, training_image_paths
+from nicbook.blockcoder import training_klt_coder
+from nicbook.data import IMAGE_SUFFIXES, load_image
 from nicbook.pillow_codecs import CODECS, available_codecs
 from nicbook.pillow_codecs import rd_curve as pillow_rd_curve
 from nicbook.train import load_checkpoint, model_from_checkpoint
@@ -67,9 +67,8 @@ def main() -> None:
         lambda image, quality: jpeg.encode(image, int(quality), "420"), jpeg.decode, images, JPEG_QUALITIES,
         progress=True, desc="nicbook JPEG",
     )
-    training = training_image_paths()
-    chosen = np.random.default_rng(0).choice(len(training), min(args.klt_photos, len(training)), replace=False)
-    klt = KLTCoder.learn([training[i] for i in sorted(chosen)], block_size=8, n_blocks=60_000, seed=0)
+    klt, source = training_klt_coder(args.klt_photos)
+    print(f"KLT learned on {source}")
     curves["KLT coder"] = block_rd_curve(klt, images, KLT_STEPS, progress=True)
     points = neural_points(images, args.checkpoint)
     if points:

@@ -47,9 +47,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from nicbook import metrics
-from nicbook.data import load_image
+from nicbook.data import load_image, sample_image, training_image_paths
 from nicbook.entropy import FrequencyTables, decode_uvarint, encode_uvarint, rans_decode, rans_encode
-from nicbook.errors import BitstreamError, ImageFormatError, UnsupportedFormatError
+from nicbook.errors import BitstreamError, DataNotFoundError, ImageFormatError, UnsupportedFormatError
 from nicbook.jpeg.color import rgb_to_ycbcr, ycbcr_to_rgb
 from nicbook.quantizers import dequantize, quantize
 from nicbook.transforms import blockify, dct_basis, learn_klt_basis, unblockify
@@ -64,6 +64,7 @@ __all__ = [
     "rd_curve",
     "read_header",
     "sample_luma_blocks",
+    "training_klt_coder",
 ]
 
 MAGIC = b"NBTC"
@@ -381,6 +382,22 @@ class KLTCoder(BlockTransformCoder):
         """A coder whose basis is learned on ``image`` itself and sent with every stream."""
         blocks = sample_luma_blocks([image], block_size, n_blocks=None)
         return cls(learn_klt_basis(blocks), embed_basis=True, **options)
+
+
+def training_klt_coder(n_photos: int = 200, n_blocks: int = 60_000, seed: int = 0) -> tuple[KLTCoder, str]:
+    """The book's KLT coder: learned on ``n_blocks`` luma blocks of ``n_photos`` random training photos.
+
+    Returns the coder and a sentence naming what it was learned on. Without training photos
+    (``$NICBOOK_DATA/train`` absent) it learns on the sample image, and the sentence says so.
+    """
+    try:
+        paths = training_image_paths()
+    except DataNotFoundError:
+        coder = KLTCoder.learn([sample_image()], n_blocks=n_blocks, seed=seed)
+        return coder, "the sample image (no training photos found: set NICBOOK_DATA)"
+    chosen = np.random.default_rng(seed).choice(len(paths), min(n_photos, len(paths)), replace=False)
+    coder = KLTCoder.learn([paths[i] for i in sorted(chosen)], n_blocks=n_blocks, seed=seed)
+    return coder, f"{n_blocks:,} luma blocks of {len(chosen)} of the {len(paths)} training photos"
 
 
 def sample_luma_blocks(

@@ -20,6 +20,7 @@ from nicbook.errors import NicbookError
 COMMAND_MODULES: tuple[str, ...] = (
     "nicbook.codec",
     "nicbook.train",
+    "nicbook.zoo",
     "nicbook.jpeg",
     "nicbook.data",
 )

@@ -11,12 +11,13 @@ so decoding with any other model is refused instead of producing garbage. Images
 padded to a multiple of 16 by repeating their edges and cropped back after decoding.
 
 Determinism: the payload depends only on the integer latents and the integer tables, and the
-decoder recovers those integers exactly on any machine and thread count. Both transforms run in
-float64 when coding (:data:`nicbook.models.CODING_DTYPE`): the decoded image is the same for any
+decoder recovers those integers exactly on any machine and thread count. The synthesis transform
+runs in float64 (:data:`nicbook.models.CODING_DTYPE`): the decoded image is the same for any
 thread count, and differences between CPUs stay far below the final rounding to uint8 (exact
-reconstruction on every platform would need integer networks). A latent lying within rounding
-error of a half-integer could still round differently on other hardware when encoding; that
-yields another valid file, never one that decodes differently.
+reconstruction on every platform would need integer networks). The encoder's analysis runs in
+float32, for speed: a latent lying within rounding error of a half-integer may round differently
+on other hardware or thread counts, which yields another valid file, never one that decodes
+differently.
 """
 
 from __future__ import annotations

@@ -285,3 +285,33 @@ def check_rate(my_rate: Callable, seed: int = 0) -> CheckResult:
             return CheckResult(exercise, False, f"for likelihoods of shape {shape} over {pixels} pixels "
                                f"expected {expected:.5f} bpp, got {_show(got)}{hint}")
     return CheckResult(exercise, True, "bits per pixel are right for both batches")
+
+
+def check_operating_point(my_choice: Callable, seed: int = 0) -> CheckResult:
+    """``my_choice(rates, distortions, lmbda)`` must return the index of the point that minimises
+    ``rate + lmbda * distortion`` (how a λ picks one point of a codec's RD curve)."""
+    exercise = "operating point for λ"
+    rng = np.random.default_rng(seed)
+    for case in range(20):
+        rates = np.sort(rng.uniform(0.05, 3.0, 8))
+        distortions = np.sort(rng.uniform(2.0, 300.0, 8))[::-1] * rng.uniform(0.9, 1.1, 8)
+        lmbda = float(10 ** rng.uniform(-3, -1))
+        got, failure = _call(exercise, my_choice, rates.copy(), distortions.copy(), lmbda)
+        if failure is not None:
+            return failure
+        costs = rates + lmbda * distortions
+        expected = int(np.argmin(costs))
+        try:
+            index = int(got)
+        except (TypeError, ValueError):
+            return CheckResult(exercise, False, f"expected an index, got {_show(got)}")
+        if index != expected:
+            swapped = int(np.argmin(distortions + lmbda * rates))
+            hint = " (that minimises D + λ·R: λ weighs the distortion)" if index == swapped else ""
+            yours = f"{costs[index]:.4f}" if 0 <= index < len(costs) else "undefined (no such point)"
+            return CheckResult(
+                exercise, False,
+                f"case {case + 1}, λ = {lmbda:.4g}: point {expected} costs R + λD = {costs[expected]:.4f}, "
+                f"point {index} costs {yours}{hint}",
+            )
+    return CheckResult(exercise, True, "the cheapest point is found for 20 random curves and λ")

@@ -41,9 +41,9 @@ __all__ = [
 
 #: The downsampling factor of the analysis transform: image sides must be multiples of it.
 STRIDE = 16
-#: Precision of the transforms when coding files (training uses float32). In float32, oneDNN's
-#: convolutions sum in an order that depends on the thread count, enough to move a decoded pixel
-#: across a rounding boundary; float64 runs on torch's native kernels, whose results did not
+#: Precision of the synthesis transform when decoding files (training and the encoder's analysis
+#: use float32). In float32, oneDNN's convolutions sum in an order that depends on the thread
+#: count, enough to move a decoded pixel across a rounding boundary; float64 runs on torch's native kernels, whose results did not
 #: change with the thread count in our tests, and shrinks any remaining summation-order
 #: difference to about 1e-13, far below the 1/2 step of the final uint8 rounding.
 CODING_DTYPE = torch.float64
@@ -136,13 +136,15 @@ class FactorizedPrior(Autoencoder):
     def latent_symbols(self, x: torch.Tensor) -> np.ndarray:
         """Integer latents of one image ``(1, 3, H, W)``: ``round(y - median)`` as ``(M, H/16, W/16)`` int64.
 
-        The analysis runs in :data:`CODING_DTYPE`. A latent within rounding error of a
-        half-integer could still round differently on other hardware, which changes the
-        bitstream but never its decodability: the decoder only sees these integers.
+        The analysis runs in the model's own precision (float32), which is fast: the encoder need
+        not be reproducible, since the decoder only ever sees these integers. A latent within
+        rounding error of a half-integer may round differently on other hardware or thread
+        counts; that gives another valid file, never one that decodes differently.
         """
         self.entropy_model.ensure_tables()
-        y = _run_in_precision(self.analysis, x, CODING_DTYPE)[0]
-        medians = self.entropy_model.medians.to(y.device, CODING_DTYPE).reshape(-1, 1, 1)
+        medians = self.entropy_model.medians
+        y = self.analysis(x.to(medians.device, medians.dtype))[0]
+        medians = medians.reshape(-1, 1, 1)
         return torch.round(y - medians).to(torch.int64).cpu().numpy()
 
     def table_indices(self, shape: tuple[int, int, int]) -> np.ndarray:
@@ -166,7 +168,8 @@ class FactorizedPrior(Autoencoder):
     def synthesize(self, symbols: np.ndarray) -> torch.Tensor:
         """Reconstruction ``(1, 3, 16h, 16w)`` in [0, 1] from integer latents ``(M, h, w)``.
 
-        Runs in :data:`CODING_DTYPE`, so the decoded image does not depend on the thread count.
+        Runs in :data:`CODING_DTYPE` (float64), so the decoded image does not depend on the
+        thread count: this is the part of decoding that must be reproducible.
         """
         medians = self.entropy_model.medians.to(
             _coding_device(self.entropy_model.medians.device), CODING_DTYPE

@@ -68,6 +68,10 @@ class TrainConfig:
 
     ``lmbda`` follows the convention of :func:`nicbook.models.rd_loss` (MSE on the 0–255 scale).
     ``steps`` counts optimiser steps in total, including those before a resume.
+    ``init_from`` starts a new run from another run's weights (fine-tuning a trained model to
+    another λ); it is ignored when ``out_dir`` already holds a checkpoint to resume.
+    ``lr_drop_at`` is the step from which the learning rate is ``lr / 10`` (0: never); a short
+    stretch at the lower rate at the end of a run settles the weights.
     """
 
     N: int = 128
@@ -77,10 +81,12 @@ class TrainConfig:
     batch_size: int = 8
     patch_size: int = 128
     lr: float = 1e-4
+    lr_drop_at: int = 0
     quantization: str = "noise"
     seed: int = 0
     device: str = "auto"
     out_dir: str | None = None
+    init_from: str | None = None
     amp: bool = False
     validation_fraction: float = 0.05
     validation_patches: int = 16
@@ -292,21 +298,31 @@ def _log(path: Path | None, record: dict) -> None:
             file.write(json.dumps(record) + "\n")
 
 
-def _resume(out_dir: Path | None, model: FactorizedPrior, optimizer: torch.optim.Optimizer) -> int:
-    """Load ``out_dir``'s checkpoint into model and optimiser if there is one; the step to start at."""
-    if out_dir is None or not (out_dir / CHECKPOINT_NAME).is_file():
-        return 0
-    state = load_checkpoint(out_dir / CHECKPOINT_NAME)
+def _load_weights(path: Path, model: FactorizedPrior, advice: str) -> dict:
+    """Copy the weights of the checkpoint at ``path`` into ``model``; returns the checkpoint."""
+    state = load_checkpoint(path)
     saved = state["model_config"]
     if (saved.get("N"), saved.get("M")) != (model.N, model.M):
         raise NicbookError(
-            f"{out_dir / CHECKPOINT_NAME} holds an N={saved.get('N')}, M={saved.get('M')} model, "
-            f"not N={model.N}, M={model.M}: use another --out folder"
+            f"{path} holds an N={saved.get('N')}, M={saved.get('M')} model, "
+            f"not N={model.N}, M={model.M}: {advice}"
         )
-    model.load_state_dict(state["model"])
-    if "optimizer" in state:
-        optimizer.load_state_dict(state["optimizer"])
-    return int(state["step"])
+    model.load_state_dict({key: tensor.float() if tensor.is_floating_point() else tensor
+                           for key, tensor in state["model"].items()})
+    return state
+
+
+def _resume(config: TrainConfig, model: FactorizedPrior, optimizer: torch.optim.Optimizer) -> int:
+    """Resume from ``out_dir``'s checkpoint, else start from ``init_from``'s weights; the first step."""
+    out_dir = Path(config.out_dir) if config.out_dir else None
+    if out_dir is not None and (out_dir / CHECKPOINT_NAME).is_file():
+        state = _load_weights(out_dir / CHECKPOINT_NAME, model, "use another --out folder")
+        if "optimizer" in state:
+            optimizer.load_state_dict(state["optimizer"])
+        return int(state["step"])
+    if config.init_from:
+        _load_weights(Path(config.init_from), model, "pass --N and --M of that model")
+    return 0
 
 
 def fit(config: TrainConfig, paths: list[Path] | None = None, progress: bool = True) -> FactorizedPrior:
@@ -328,7 +344,7 @@ def fit(config: TrainConfig, paths: list[Path] | None = None, progress: bool = T
     torch.manual_seed(config.seed)
     model = FactorizedPrior(config.N, config.M, config.quantization).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    start = _resume(out_dir, model, optimizer)  # loading moves the optimiser state to the device
+    start = _resume(config, model, optimizer)  # loading moves the optimiser state to the device
     dataset = PatchDataset(train_paths, config.patch_size)
     validation = _validation_batch(validation_paths, config).to(device) if group.is_main else None
     try:
@@ -377,6 +393,8 @@ def _run_steps(
     started = time.perf_counter()
     model.train()
     for step in bar:
+        for group in optimizer.param_groups:
+            group["lr"] = config.lr / 10 if 0 < config.lr_drop_at <= step else config.lr
         batch = _training_batch(dataset, config.batch_size, config.seed, rank, step).to(device)
         with autocast:
             losses = rd_loss(trained(batch), batch, config.lmbda)
@@ -437,11 +455,14 @@ def register_cli(subparsers) -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     for field in fields(TrainConfig):
-        if field.name in {"lmbda", "steps", "out_dir", "amp"}:
+        if field.name in {"lmbda", "steps", "out_dir", "init_from", "amp"}:
             continue
         parser.add_argument(
             "--" + field.name.replace("_", "-"), type=type(field.default), default=field.default
         )
+    parser.add_argument(
+        "--init-from", default=None, help="checkpoint whose weights start a new run (fine-tuning)"
+    )
     parser.add_argument("--amp", action="store_true", help="bfloat16 autocast on CUDA")
     parser.set_defaults(func=_cli_train)
 

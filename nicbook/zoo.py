@@ -9,7 +9,8 @@ package data in ``nicbook/weights/``: one fp16 file per model plus ``manifest.js
 
 A file is loaded only after its SHA-256 matches the manifest, and with
 ``torch.load(weights_only=True)``. :func:`export_weights` writes such files from a training
-checkpoint.
+checkpoint; ``nicbook export RUN --quality Q --kodak DIR`` does so for a finished run and records
+in the manifest how it was trained (:func:`training_record`) and the RD point it reaches on Kodak.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import platform
 from importlib import resources
 from pathlib import Path
 
@@ -24,8 +26,8 @@ import torch
 
 from nicbook.errors import ChecksumError, DataNotFoundError, NicbookError
 from nicbook.models import Autoencoder, FactorizedPrior
+from nicbook.train import CHECKPOINT_NAME, LOG_NAME, model_from_checkpoint, save_checkpoint
 from nicbook.train import load_checkpoint as read_checkpoint
-from nicbook.train import model_from_checkpoint, save_checkpoint
 
 __all__ = [
     "CONFIGURATIONS",
@@ -35,6 +37,9 @@ __all__ = [
     "load_by_name",
     "load_checkpoint",
     "model_name",
+    "register_cli",
+    "shipped",
+    "training_record",
     "weights_dir",
 ]
 
@@ -99,6 +104,21 @@ def available(folder: Path | None = None) -> list[dict]:
     ]
 
 
+def shipped(architecture: str | None = None, folder: Path | None = None) -> list[dict]:
+    """Manifest entries of the shipped models (of ``architecture``), by quality.
+
+    Each has ``name``, ``architecture``, ``quality``, ``lmbda``, ``N``, ``M`` and what the release
+    recorded: ``steps``, ``training_hours``, ``recipe``, ``data``, ``hardware`` and ``kodak``
+    (bpp, PSNR and per-image results on the Kodak images).
+    """
+    entries = []
+    for entry in _manifest(folder):
+        name, _, quality = entry["name"].rpartition("-q")
+        if architecture in (None, name):
+            entries.append({"architecture": name, "quality": int(quality), **entry})
+    return sorted(entries, key=lambda entry: (entry["architecture"], entry["quality"]))
+
+
 def load(
     architecture: str = "factorized",
     quality: int = 4,
@@ -147,11 +167,17 @@ def load_checkpoint(path: str | os.PathLike[str], device: str | torch.device = "
     return model_from_checkpoint(read_checkpoint(path)).to(device)
 
 
-def export_weights(checkpoint: str | os.PathLike[str], quality: int, folder: Path | None = None) -> Path:
+def export_weights(
+    checkpoint: str | os.PathLike[str],
+    quality: int,
+    folder: Path | None = None,
+    release: dict | None = None,
+) -> Path:
     """Turn a training checkpoint into a shipped fp16 weights file and record it in the manifest.
 
     Parameters are rounded to fp16 first and the coding tables rebuilt from the rounded
-    weights, so the shipped tables describe exactly the shipped density.
+    weights, so the shipped tables describe exactly the shipped density. ``release`` adds
+    fields to the model's manifest entry (training record, measured RD point).
     """
     folder = Path(folder or weights_dir())
     model = model_from_checkpoint(read_checkpoint(checkpoint))
@@ -170,9 +196,87 @@ def export_weights(checkpoint: str | os.PathLike[str], quality: int, folder: Pat
         "file": path.name,
         "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
         **_configuration(model.architecture, quality),
+        "N": model.N,
+        "M": model.M,
+        **(release or {}),
     }
     (folder / _MANIFEST).write_text(
         json.dumps({"format": 1, "models": sorted(entries.values(), key=lambda e: e["name"])}, indent=1)
         + "\n"
     )
     return path
+
+
+def _sitting_seconds(log_path: Path) -> float:
+    """Training time in a run's log: the clock restarts at every sitting, so sum each sitting's last value."""
+    total, previous = 0.0, 0.0
+    for line in log_path.read_text().splitlines():
+        record = json.loads(line)
+        if record.get("split") != "train":
+            continue
+        if record["seconds"] < previous:
+            total += previous
+        previous = record["seconds"]
+    return total + previous
+
+
+def training_record(run_dir: str | os.PathLike[str]) -> dict:
+    """How the model in ``run_dir`` was trained, following ``init_from`` back to the first run.
+
+    Returns ``steps`` (all optimiser steps, fine-tunes included), ``training_hours`` (wall time
+    of the training loops, summed from the logs) and ``recipe``: one line per run, oldest first,
+    with its λ, steps and starting point.
+    """
+    steps, hours, recipe = 0, 0.0, []
+    path: Path | None = Path(run_dir) / CHECKPOINT_NAME
+    while path is not None:
+        state = read_checkpoint(path)
+        config = state.get("train_config") or {}
+        steps += int(state["step"])
+        log = path.parent / LOG_NAME
+        hours += _sitting_seconds(log) / 3600 if log.is_file() else 0.0
+        start = f" from {Path(config['init_from']).parent.name}" if config.get("init_from") else ""
+        recipe.insert(
+            0,
+            f"{path.parent.name}: λ={config.get('lmbda')}, {state['step']} steps{start}, "
+            f"batch {config.get('batch_size')} of {config.get('patch_size')}px patches, "
+            f"{config.get('quantization')} proxy, Adam lr {config.get('lr')}"
+            + (f" (÷10 from step {config['lr_drop_at']})" if config.get("lr_drop_at") else ""),
+        )
+        path = Path(config["init_from"]) if config.get("init_from") else None
+    return {"steps": steps, "training_hours": round(hours, 2), "recipe": recipe}
+
+
+def _cli_export(args) -> int:
+    from nicbook.codec import evaluate_folder  # the codec module imports the zoo
+
+    release = {
+        **training_record(args.run),
+        "data": "nicbook training photos ($NICBOOK_DATA/train, 95%; the rest validates); never Kodak",
+        "hardware": args.hardware or f"{platform.machine()} {platform.system()}",
+    }
+    path = export_weights(Path(args.run) / CHECKPOINT_NAME, args.quality, release=release)
+    if args.kodak:
+        point = evaluate_folder(args.kodak, load("factorized", args.quality), progress=True)
+        release["kodak"] = {
+            "bpp": round(point["bpp"], 5),
+            "psnr": round(point["psnr"], 4),
+            "images": {entry["image"]: [entry["bytes"], round(entry["psnr"], 4)] for entry in point["images"]},
+        }
+        path = export_weights(Path(args.run) / CHECKPOINT_NAME, args.quality, release=release)
+    print(f"{path}: {json.dumps({key: value for key, value in release.items() if key != 'kodak'})}")
+    if "kodak" in release:
+        print(f"Kodak: {release['kodak']['bpp']:.4f} bpp, {release['kodak']['psnr']:.2f} dB")
+    return 0
+
+
+def register_cli(subparsers) -> None:
+    """Add ``nicbook export``."""
+    parser = subparsers.add_parser(
+        "export", help="ship a finished training run as zoo weights (package data)"
+    )
+    parser.add_argument("run", help="run folder written by `nicbook train`")
+    parser.add_argument("--quality", type=int, required=True, help="zoo quality it becomes")
+    parser.add_argument("--kodak", default=None, help="Kodak folder: measure and record the RD point")
+    parser.add_argument("--hardware", default=None, help="what it was trained on, for the manifest")
+    parser.set_defaults(func=_cli_export)

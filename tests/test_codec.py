@@ -14,7 +14,9 @@ import numpy as np
 import pytest
 import torch
 
-from nicbook import zoo
+from PIL import Image
+
+from nicbook import cli, zoo
 from nicbook.codec import MAGIC, compress, decode_latents, decompress, read_header
 from nicbook.data import sample_image
 from nicbook.errors import (
@@ -25,7 +27,8 @@ from nicbook.errors import (
     UnsupportedFormatError,
 )
 from nicbook.models import FactorizedPrior
-from nicbook.train import save_checkpoint
+from nicbook.metrics import psnr
+from nicbook.train import TrainConfig, fit, save_checkpoint
 
 
 def make_model(seed: int = 0, M: int = 12, N: int = 8) -> FactorizedPrior:
@@ -170,8 +173,10 @@ torch.set_num_threads(int(sys.argv[1]))
 from nicbook import codec, zoo
 model = zoo.load_checkpoint(sys.argv[2])
 if sys.argv[3] == "encode":
-    from nicbook.data import sample_image
-    open(sys.argv[4], "wb").write(codec.compress(sample_image()[:256, :384], model))
+    from nicbook.data import sample_image, to_tensor
+    image = sample_image()[:256, :384]
+    open(sys.argv[4], "wb").write(codec.compress(image, model))
+    np.save(sys.argv[5], model.latent_symbols(to_tensor(image)))
 else:
     header, symbols, _ = codec.decode_latents(open(sys.argv[4], "rb").read(), model)
     np.save(sys.argv[5], symbols)
@@ -188,16 +193,17 @@ def test_streams_are_identical_across_thread_counts(tmp_path):
     def run(*args):
         subprocess.run([sys.executable, "-c", _THREADED, *map(str, args)], check=True, timeout=120)
 
-    run(2, checkpoint, "encode", tmp_path / "two.nic")
-    run(1, checkpoint, "encode", tmp_path / "one.nic")
-    assert (tmp_path / "two.nic").read_bytes() == (tmp_path / "one.nic").read_bytes()
-    for threads in (1, 2):
-        outputs = [tmp_path / f"{kind}{threads}.npy" for kind in ("symbols", "image", "float")]
-        run(threads, checkpoint, "decode", tmp_path / "two.nic", *outputs)
-    for kind in ("symbols", "image", "float"):  # "float": the synthesis output before rounding
-        assert np.array_equal(np.load(tmp_path / f"{kind}1.npy"), np.load(tmp_path / f"{kind}2.npy")), (
-            kind
-        )
+    for encoder_threads in (1, 2):
+        nic = tmp_path / f"encoded{encoder_threads}.nic"
+        run(encoder_threads, checkpoint, "encode", nic, tmp_path / "encoded.npy")
+        for threads in (1, 2):
+            outputs = [tmp_path / f"{kind}{threads}.npy" for kind in ("symbols", "image", "float")]
+            run(threads, checkpoint, "decode", nic, *outputs)
+        assert np.array_equal(np.load(tmp_path / "symbols1.npy"), np.load(tmp_path / "encoded.npy"))
+        for kind in ("symbols", "image", "float"):  # "float": the synthesis output before rounding
+            assert np.array_equal(
+                np.load(tmp_path / f"{kind}1.npy"), np.load(tmp_path / f"{kind}2.npy")
+            ), (kind, encoder_threads)
 
 
 # --------------------------------------------------------------------------- zoo
@@ -238,3 +244,29 @@ def test_exported_weights_load_from_the_zoo_and_decode_by_name(tmp_path, monkeyp
     path.write_bytes(bytes(tampered))
     with pytest.raises(ChecksumError):
         zoo.load("factorized", 3)
+
+
+def test_export_records_the_training_chain_and_the_measured_rd_point(tmp_path, monkeypatch, image):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.fromarray(image).save(photos / "a.png")
+    settings = {"N": 8, "M": 12, "batch_size": 1, "patch_size": 32, "device": "cpu",
+                "validation_patches": 1, "log_every": 1}  # fmt: skip
+    fit(TrainConfig(steps=3, out_dir=str(tmp_path / "base"), **settings), [photos / "a.png"], progress=False)
+    tuned = TrainConfig(steps=2, lmbda=0.05, out_dir=str(tmp_path / "tuned"),
+                        init_from=str(tmp_path / "base" / "checkpoint.pt"), **settings)  # fmt: skip
+    fit(tuned, [photos / "a.png"], progress=False)
+    record = zoo.training_record(tmp_path / "tuned")
+    assert record["steps"] == 5 and record["training_hours"] >= 0
+    assert record["recipe"][0].startswith("base: λ=0.013, 3 steps")
+    assert record["recipe"][1].startswith("tuned: λ=0.05, 2 steps from base")
+
+    monkeypatch.setattr(zoo, "weights_dir", lambda: tmp_path / "weights")
+    (tmp_path / "weights").mkdir()
+    assert cli.main(["export", str(tmp_path / "tuned"), "--quality", "5", "--kodak", str(photos)]) == 0
+    entry = json.loads((tmp_path / "weights" / "manifest.json").read_text())["models"][0]
+    assert (entry["name"], entry["N"], entry["M"], entry["steps"]) == ("factorized-q5", 8, 12, 5)
+    size, quality = entry["kodak"]["images"]["a.png"]
+    model = zoo.load("factorized", 5)
+    data = compress(image, model)
+    assert size == len(data) and quality == pytest.approx(psnr(image, decompress(data)), abs=1e-4)

@@ -90,6 +90,14 @@ def test_rate_check():
     assert not nats and "nats" in nats.message
 
 
+def test_operating_point_check_names_a_swapped_lagrangian():
+    assert exercises.check_operating_point(lambda r, d, lmbda: int(np.argmin(r + lmbda * d)))
+    swapped = exercises.check_operating_point(lambda r, d, lmbda: int(np.argmin(d + lmbda * r)))
+    assert not swapped and "D + λ·R" in swapped.message
+    assert not exercises.check_operating_point(lambda r, d, lmbda: 99)
+    assert not exercises.check_operating_point(lambda r, d, lmbda: "first")
+
+
 def test_result_renders_in_notebooks():
     result = exercises.check_information_content(lambda p: -np.log2(p))
     assert str(result).startswith("information content: passed")

@@ -97,6 +97,28 @@ def test_a_snapshot_is_small_and_resumable(photos, tmp_path):
     assert isinstance(resumed, FactorizedPrior)
 
 
+def test_fine_tuning_starts_from_the_weights_of_another_run(photos, tmp_path):
+    base = fit(tiny_config(tmp_path / "base", 3), photos, progress=False)
+    frozen = fit(
+        tiny_config(tmp_path / "tuned", 1, lr=0.0, init_from=str(tmp_path / "base" / CHECKPOINT_NAME)),
+        photos,
+        progress=False,
+    )
+    for (name, a), (_, b) in zip(base.state_dict().items(), frozen.state_dict().items()):
+        assert torch.equal(a, b), name
+    assert load_checkpoint(tmp_path / "tuned" / CHECKPOINT_NAME)["step"] == 1
+    with pytest.raises(NicbookError, match="pass --N and --M"):
+        fit(tiny_config(tmp_path / "other", 1, M=16, init_from=str(tmp_path / "base" / CHECKPOINT_NAME)),
+            photos, progress=False)
+
+
+def test_learning_rate_drops_tenfold_at_the_given_step(photos, tmp_path):
+    fit(tiny_config(tmp_path / "kept", 2, lr=1e-3, lr_drop_at=3), photos, progress=False)
+    assert load_checkpoint(tmp_path / "kept" / CHECKPOINT_NAME)["optimizer"]["param_groups"][0]["lr"] == 1e-3
+    fit(tiny_config(tmp_path / "kept", 4, lr=1e-3, lr_drop_at=3), photos, progress=False)
+    assert load_checkpoint(tmp_path / "kept" / CHECKPOINT_NAME)["optimizer"]["param_groups"][0]["lr"] == 1e-4
+
+
 def test_resume_refuses_a_checkpoint_of_another_size(photos, tmp_path):
     fit(tiny_config(tmp_path, 1), photos, progress=False)
     with pytest.raises(NicbookError, match="N=8, M=12"):
