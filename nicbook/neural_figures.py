@@ -1,10 +1,10 @@
-"""Short trainings and figures for the chapters on neural codecs.
+"""Training data, logs and figures for the chapters on neural codecs.
 
-The chapters train tiny models for a minute on a CPU to show what happens during training; real
-models come from :func:`nicbook.train.fit` and the zoo. What the chapters share lives here: where
-training patches come from (the training photos, or the sample image when none are installed), a
-short training loop for any model of :mod:`nicbook.models` with a progress bar, conversions
-between images and tensors, and the plots of training curves, latents and learned densities.
+The chapters train tiny models for a minute on a CPU with :func:`nicbook.train.fit` to show what
+happens during training; real models come from the same loop and the zoo. What the chapters share
+lives here: where training patches come from (the training photos, or the sample image when none
+are installed), reading a run's log, and the plots of training curves, latents and learned
+densities.
 """
 
 from __future__ import annotations
@@ -17,20 +17,18 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
-from nicbook.data import PatchDataset, cache_dir, sample_image, save_image, training_image_paths
+from nicbook.data import cache_dir, sample_image, save_image, training_image_paths
 from nicbook.errors import DataNotFoundError
-from nicbook.models import Autoencoder, FactorizedPrior, rd_loss
+from nicbook.models import FactorizedPrior
 from nicbook.plot import use_style
-from nicbook.train import LOG_NAME, resolve_device
+from nicbook.train import LOG_NAME
 
 __all__ = [
     "plot_density_vs_histogram",
     "plot_histories",
     "plot_latent_histograms",
     "read_training_log",
-    "train_briefly",
     "training_photos",
 ]
 
@@ -65,59 +63,6 @@ def training_photos() -> tuple[list[Path], str]:
             "the two halves of the sample image instead, so the model will generalise poorly."
         )
     return paths, f"Training on random patches of {len(paths)} photos from $NICBOOK_DATA/train."
-
-
-def train_briefly(
-    model: Autoencoder,
-    paths: Sequence[str | os.PathLike[str]],
-    steps: int,
-    lmbda: float = 1.0,
-    patch_size: int = 64,
-    batch_size: int = 8,
-    lr: float = 1e-3,
-    clip_grad_norm: float = 1.0,
-    seed: int = 0,
-    log_every: int = 10,
-    device: str | torch.device = "auto",
-    desc: str = "training",
-) -> list[dict[str, float]]:
-    """Train ``model`` in place with Adam on :func:`nicbook.models.rd_loss` for ``steps`` steps.
-
-    Each step draws ``batch_size`` random patches of ``paths``; torch is seeded once with ``seed``,
-    so a run is reproducible on a given machine. Gradients are clipped to norm ``clip_grad_norm``
-    (0: no clipping), as in :func:`nicbook.train.fit`. For the plain :class:`Autoencoder` the rate is
-    zero and the loss is ``λ · MSE``. Returns one record per ``log_every`` steps: the step and the
-    means of ``loss``, ``bpp``, ``mse`` and ``psnr`` over those steps. The model ends in eval mode
-    (a :class:`FactorizedPrior` with fresh coding tables).
-    """
-    if steps < 1 or log_every < 1:
-        raise ValueError("steps and log_every must be positive")
-    device = resolve_device(device)
-    torch.manual_seed(seed)
-    dataset = PatchDataset(paths, patch_size)
-    model.to(device).train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    history, window = [], []
-    bar = tqdm(range(steps), desc=desc)
-    for step in bar:
-        items = torch.randint(0, len(dataset), (batch_size,)).tolist()
-        batch = torch.stack([dataset[item] for item in items]).to(device)
-        losses = rd_loss(model(batch), batch, lmbda)
-        optimizer.zero_grad(set_to_none=True)
-        losses["loss"].backward()
-        if clip_grad_norm > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
-        optimizer.step()
-        window.append({key: float(value.detach()) for key, value in losses.items()})
-        if (step + 1) % log_every == 0 or step + 1 == steps:
-            record = {key: float(np.mean([values[key] for values in window])) for key in window[0]}
-            history.append({"step": step + 1, **record})
-            bar.set_postfix(loss=f"{record['loss']:.4g}", psnr=f"{record['psnr']:.2f}")
-            window = []
-    if isinstance(model, FactorizedPrior):
-        model.entropy_model.update_tables()
-    model.eval()
-    return history
 
 
 def read_training_log(out_dir: str | os.PathLike[str]) -> dict[str, list[dict[str, float]]]:

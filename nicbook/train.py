@@ -1,4 +1,4 @@
-"""Training the factorized-prior model: configuration, loop, checkpoints, and ``nicbook train``.
+"""Training the book's models: configuration, loop, checkpoints, and ``nicbook train``.
 
 The loop draws random patches of the training photos (never Kodak), minimises
 :func:`nicbook.models.rd_loss`, validates on a held-out part of the training photos, and writes
@@ -66,7 +66,10 @@ _CHECKPOINT_VERSION = 1
 class TrainConfig:
     """Everything that defines a training run (stored in its checkpoints).
 
-    ``lmbda`` follows the convention of :func:`nicbook.models.rd_loss` (MSE on the 0–255 scale).
+    ``architecture`` is ``"factorized"`` (:class:`~nicbook.models.FactorizedPrior`) or
+    ``"autoencoder"`` (the distortion-only :class:`~nicbook.models.Autoencoder`, whose loss is
+    ``lmbda · MSE``). ``lmbda`` follows the convention of :func:`nicbook.models.rd_loss` (MSE on
+    the 0–255 scale).
     ``steps`` counts optimiser steps in total, including those before a resume.
     ``init_from`` starts a new run from another run's weights (fine-tuning a trained model to
     another λ); it is ignored when ``out_dir`` already holds a checkpoint to resume.
@@ -74,6 +77,7 @@ class TrainConfig:
     stretch at the lower rate at the end of a run settles the weights.
     """
 
+    architecture: str = "factorized"
     N: int = 128
     M: int = 192
     lmbda: float = 0.0130
@@ -274,7 +278,7 @@ class _Distributed:
             dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
             self.started = True
 
-    def wrap(self, model: FactorizedPrior) -> torch.nn.Module:
+    def wrap(self, model: Autoencoder) -> torch.nn.Module:
         """The model itself, or DDP around it: gradients averaged, buffers (tables) left to each rank."""
         if self.world_size == 1:
             return model
@@ -298,21 +302,22 @@ def _log(path: Path | None, record: dict) -> None:
             file.write(json.dumps(record) + "\n")
 
 
-def _load_weights(path: Path, model: FactorizedPrior, advice: str) -> dict:
+def _load_weights(path: Path, model: Autoencoder, advice: str) -> dict:
     """Copy the weights of the checkpoint at ``path`` into ``model``; returns the checkpoint."""
     state = load_checkpoint(path)
     saved = state["model_config"]
-    if (saved.get("N"), saved.get("M")) != (model.N, model.M):
+    found = (saved.get("architecture"), saved.get("N"), saved.get("M"))
+    if found != (model.architecture, model.N, model.M):
         raise NicbookError(
-            f"{path} holds an N={saved.get('N')}, M={saved.get('M')} model, "
-            f"not N={model.N}, M={model.M}: {advice}"
+            f"{path} holds an N={saved.get('N')}, M={saved.get('M')} {saved.get('architecture')} model, "
+            f"not N={model.N}, M={model.M} {model.architecture}: {advice}"
         )
     model.load_state_dict({key: tensor.float() if tensor.is_floating_point() else tensor
                            for key, tensor in state["model"].items()})
     return state
 
 
-def _resume(config: TrainConfig, model: FactorizedPrior, optimizer: torch.optim.Optimizer) -> int:
+def _resume(config: TrainConfig, model: Autoencoder, optimizer: torch.optim.Optimizer) -> int:
     """Resume from ``out_dir``'s checkpoint, else start from ``init_from``'s weights; the first step."""
     out_dir = Path(config.out_dir) if config.out_dir else None
     if out_dir is not None and (out_dir / CHECKPOINT_NAME).is_file():
@@ -325,8 +330,8 @@ def _resume(config: TrainConfig, model: FactorizedPrior, optimizer: torch.optim.
     return 0
 
 
-def fit(config: TrainConfig, paths: list[Path] | None = None, progress: bool = True) -> FactorizedPrior:
-    """Train (or resume training) a :class:`FactorizedPrior` as ``config`` says; returns it in eval mode.
+def fit(config: TrainConfig, paths: list[Path] | None = None, progress: bool = True) -> Autoencoder:
+    """Train (or resume training) the model ``config`` describes; returns it in eval mode.
 
     ``paths`` defaults to :func:`nicbook.data.training_image_paths`; a stable fraction of them
     (``validation_fraction``) is held out for validation. With ``out_dir`` set, an existing
@@ -342,7 +347,13 @@ def fit(config: TrainConfig, paths: list[Path] | None = None, progress: bool = T
         list(paths or training_image_paths()), config.validation_fraction
     )
     torch.manual_seed(config.seed)
-    model = FactorizedPrior(config.N, config.M, config.quantization).to(device)
+    try:
+        model = build_model(
+            {"architecture": config.architecture, "N": config.N, "M": config.M,
+             "quantization": config.quantization}  # fmt: skip
+        ).to(device)
+    except ValueError as error:
+        raise NicbookError(str(error)) from error
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     start = _resume(config, model, optimizer)  # loading moves the optimiser state to the device
     dataset = PatchDataset(train_paths, config.patch_size)
@@ -361,7 +372,8 @@ def fit(config: TrainConfig, paths: list[Path] | None = None, progress: bool = T
         )
     finally:
         group.close()
-    model.entropy_model.update_tables()
+    if isinstance(model, FactorizedPrior):
+        model.entropy_model.update_tables()
     return model.eval()
 
 
@@ -424,7 +436,7 @@ def _run_steps(
 
 
 @torch.no_grad()
-def evaluate_patches(model: FactorizedPrior, patches: torch.Tensor, lmbda: float) -> dict[str, float]:
+def evaluate_patches(model: Autoencoder, patches: torch.Tensor, lmbda: float) -> dict[str, float]:
     """Loss, estimated bpp and PSNR of rounded latents on ``patches`` (eval mode, restored after)."""
     was_training = model.training
     model.eval()
@@ -441,8 +453,8 @@ def register_cli(subparsers) -> None:
     defaults = TrainConfig()
     parser = subparsers.add_parser(
         "train",
-        help="train a factorized-prior model on $NICBOOK_DATA/train",
-        description="Train a factorized-prior model; resumes when OUT already holds a checkpoint.",
+        help="train a model (factorized prior by default) on $NICBOOK_DATA/train",
+        description="Train a model; resumes when OUT already holds a checkpoint.",
     )
     parser.add_argument("--out", required=True, help="folder for checkpoint.pt and log.jsonl")
     parser.add_argument(

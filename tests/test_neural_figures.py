@@ -12,13 +12,12 @@ import pytest
 import torch
 
 from nicbook.data import save_image, to_image, to_tensor
-from nicbook.models import Autoencoder, FactorizedPrior
+from nicbook.models import FactorizedPrior
 from nicbook.neural_figures import (
     plot_density_vs_histogram,
     plot_histories,
     plot_latent_histograms,
     read_training_log,
-    train_briefly,
     training_photos,
 )
 from nicbook.train import LOG_NAME
@@ -74,38 +73,6 @@ def test_training_photos_uses_the_training_folder(monkeypatch, tmp_path, photo):
     paths, note = training_photos()
     assert [path.name for path in paths] == ["photo.png"]
     assert "1 photos" in note
-
-
-def test_train_briefly_lowers_the_error_and_is_reproducible(photo):
-    def run():
-        torch.manual_seed(0)
-        model = Autoencoder(8, 8)
-        history = train_briefly(model, [photo], steps=40, lmbda=1 / 255**2, patch_size=32,
-                                batch_size=4, lr=3e-3, log_every=10, device="cpu")
-        return model, history
-
-    model, history = run()
-    assert [record["step"] for record in history] == [10, 20, 30, 40]
-    assert set(history[0]) == {"step", "loss", "bpp", "mse", "psnr"}
-    assert history[-1]["mse"] < history[0]["mse"]
-    assert not model.training
-    _, again = run()
-    assert again == history
-
-
-def test_train_briefly_builds_tables_of_a_compressive_model(photo):
-    torch.manual_seed(0)
-    model = FactorizedPrior(8, 8)
-    history = train_briefly(model, [photo], steps=3, lmbda=0.01, patch_size=32, batch_size=2,
-                            log_every=2, device="cpu")
-    assert [record["step"] for record in history] == [2, 3]
-    assert history[-1]["bpp"] > 0
-    assert not model.entropy_model.tables_stale
-
-
-def test_train_briefly_rejects_zero_steps(photo):
-    with pytest.raises(ValueError):
-        train_briefly(Autoencoder(8, 8), [photo], steps=0)
 
 
 def test_read_training_log_splits_records(tmp_path):

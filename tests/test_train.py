@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from nicbook.errors import NicbookError
-from nicbook.models import FactorizedPrior
+from nicbook.models import Autoencoder, FactorizedPrior
 from nicbook.train import (
     CHECKPOINT_NAME,
     TrainConfig,
@@ -74,6 +74,21 @@ def test_a_few_steps_reduce_the_loss(photos, tmp_path):
     assert any('"split": "validation"' in line for line in log)
 
 
+def test_the_plain_autoencoder_trains_for_distortion_alone(photos, tmp_path):
+    config = tiny_config(tmp_path, 25, architecture="autoencoder", lmbda=1 / 255**2, lr=1e-2)
+    torch.manual_seed(config.seed)
+    initial = Autoencoder(config.N, config.M)
+    model = fit(config, photos, progress=False)
+    assert type(model) is Autoencoder
+    patches = torch.rand(2, 3, 32, 32) * 0.5 + 0.25
+    before = evaluate_patches(initial, patches, config.lmbda)
+    after = evaluate_patches(model, patches, config.lmbda)
+    assert after["bpp"] == 0 and after["mse"] < 0.7 * before["mse"]
+    assert load_checkpoint(tmp_path / CHECKPOINT_NAME)["model_config"]["architecture"] == "autoencoder"
+    with pytest.raises(NicbookError, match="unknown architecture"):
+        fit(tiny_config(tmp_path / "other", 1, architecture="hyperprior"), photos, progress=False)
+
+
 def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(photos, tmp_path):
     straight = fit(tiny_config(tmp_path / "straight", 6, quantization="mixed"), photos, progress=False)
     fit(tiny_config(tmp_path / "resumed", 3, quantization="mixed"), photos, progress=False)
@@ -107,7 +122,7 @@ def test_fine_tuning_starts_from_the_weights_of_another_run(photos, tmp_path):
     for (name, a), (_, b) in zip(base.state_dict().items(), frozen.state_dict().items()):
         assert torch.equal(a, b), name
     assert load_checkpoint(tmp_path / "tuned" / CHECKPOINT_NAME)["step"] == 1
-    with pytest.raises(NicbookError, match="pass --N and --M"):
+    with pytest.raises(NicbookError, match="M=16 factorized: pass --N and --M"):
         fit(tiny_config(tmp_path / "other", 1, M=16, init_from=str(tmp_path / "base" / CHECKPOINT_NAME)),
             photos, progress=False)
 
