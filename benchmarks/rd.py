@@ -33,7 +33,7 @@ REFERENCE = "JPEG"
 
 def neural_points(images: list[np.ndarray], checkpoints: list[Path]) -> list[tuple[float, float]]:
     """One RD point per shipped zoo model and per checkpoint, sorted by rate."""
-    models = [zoo.load(entry["architecture"], entry["quality"]) for entry in zoo.available() if entry["shipped"]]
+    models = [zoo.load(entry["architecture"], entry["quality"]) for entry in zoo.shipped()]
     models += [model_from_checkpoint(load_checkpoint(path)) for path in checkpoints]
     points = []
     for model in models:
@@ -72,7 +72,7 @@ def main() -> None:
     curves["KLT coder"] = block_rd_curve(klt, images, KLT_STEPS, progress=True)
     points = neural_points(images, args.checkpoint)
     if points:
-        curves["nicbook"] = (np.array([p[0] for p in points]), np.array([p[1] for p in points]))
+        curves["nicbook (factorized)"] = (np.array([p[0] for p in points]), np.array([p[1] for p in points]))
     else:
         print("neural codec: no shipped zoo weights and no --checkpoint, so it is not measured")
 

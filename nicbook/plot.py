@@ -29,7 +29,7 @@ CODEC_COLORS: Mapping[str, str] = {
     "AVIF": "#8c564b",
     "DCT coder": "#ff7f0e",
     "KLT coder": "#d62728",
-    "nicbook": "#e377c2",
+    "nicbook (factorized)": "#e377c2",
 }
 
 _STYLE = {
