@@ -221,10 +221,14 @@ def decode_latents(
     return header, model.decompress_latents(payload, header.latent_shape), model
 
 
+def reconstruct(header: NicHeader, symbols: np.ndarray, model: FactorizedPrior) -> np.ndarray:
+    """The ``(H, W, 3)`` uint8 image of decoded latents, cropped to the size in the header."""
+    return to_image(model.synthesize(symbols)[0, :, : header.height, : header.width])
+
+
 def decompress(data: bytes, model: FactorizedPrior | None = None) -> np.ndarray:
     """Decode ``.nic`` bytes to an ``(H, W, 3)`` uint8 image; ``model=None`` loads the file's zoo model."""
-    header, symbols, model = decode_latents(data, model)
-    return to_image(model.synthesize(symbols)[0, :, : header.height, : header.width])
+    return reconstruct(*decode_latents(data, model))
 
 
 # --------------------------------------------------------------------------- command line
