@@ -6,8 +6,10 @@ a ``--checkpoint``, or else a seeded random initialisation with fresh coding tab
 * encode and decode seconds of one Kodak image (the sample image without Kodak);
 * actual payload bits against the model's estimate ``-Σ log2 P(ŷ)`` over ``--images`` images;
 * seconds per training step (batch 8, 128×128 patches);
-* the same timings for CompressAI's ``FactorizedPrior`` when ``compressai`` is importable,
-  with nicbook/CompressAI ratios.
+* the same timings for CompressAI's ``FactorizedPrior`` (same N/M, untrained: speed does not depend
+  on the weights), with nicbook/CompressAI ratios, when ``compressai`` is importable here or in the
+  environment of ``--peer-python`` (CompressAI needs torch 2.14.1 with torchvision; see
+  ``compressai_peer.py``).
 
 ``--json`` prints one JSON object as the last line.
 """
@@ -17,8 +19,9 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import statistics
-import time
+import subprocess
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -26,15 +29,7 @@ import torch
 from nicbook import codec, data, zoo
 from nicbook.errors import DataNotFoundError
 from nicbook.models import FactorizedPrior, rd_loss
-
-
-def median_seconds(function, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+from timing import median_seconds, training_seconds_per_step
 
 
 def benchmark_images(count: int) -> list[tuple[str, np.ndarray]]:
@@ -54,16 +49,6 @@ def nicbook_model(args) -> tuple[FactorizedPrior, str]:
         model = FactorizedPrior(args.N, args.M).eval()
         model.entropy_model.update_tables()
         return model, "random initialisation (no shipped weights)"
-
-
-def training_seconds_per_step(model: torch.nn.Module, step, steps: int) -> float:
-    torch.manual_seed(0)
-    batch = torch.rand(8, 3, 128, 128)
-    model.train()
-    step(batch)  # warm-up
-    seconds = median_seconds(lambda: step(batch), steps)
-    model.eval()
-    return seconds
 
 
 def nicbook_figures(model: FactorizedPrior, images, args) -> dict:
@@ -100,38 +85,28 @@ def nicbook_figures(model: FactorizedPrior, images, args) -> dict:
     return figures
 
 
-def compressai_figures(images, args) -> dict | None:
-    if importlib.util.find_spec("compressai") is None:
-        return None
-    from compressai.models import FactorizedPrior as CompressAIFactorized
-
-    torch.manual_seed(0)
-    model = CompressAIFactorized(args.N, args.M).eval()
-    model.update(force=True)
+def peer_figures(images, N: int, M: int, args) -> dict | str:
+    """CompressAI's timings for the same N/M: in this process when it imports here, else through ``--peer-python``."""
     _, image = images[0]
-    padded = np.pad(image, ((0, -image.shape[0] % 64), (0, -image.shape[1] % 64), (0, 0)), mode="edge")
-    x = torch.from_numpy(padded).permute(2, 0, 1).unsqueeze(0).float() / 255
-    with torch.no_grad():
-        encoded = model.compress(x)
-        figures = {
-            "encode_s": median_seconds(lambda: model.compress(x), args.repeats),
-            "decode_s": median_seconds(
-                lambda: model.decompress(encoded["strings"], encoded["shape"]), args.repeats
-            ),
-        }
-    trainee = CompressAIFactorized(args.N, args.M)
-    optimizer = torch.optim.Adam(trainee.parameters(), lr=1e-4)
+    if importlib.util.find_spec("compressai") is not None:
+        from compressai_peer import compressai_figures
 
-    def step(batch):
-        optimizer.zero_grad()
-        output = trainee(batch)
-        bits = -torch.log2(output["likelihoods"]["y"]).sum()
-        loss = bits / (8 * 128 * 128) + 0.013 * 255**2 * torch.mean((output["x_hat"] - batch) ** 2)
-        (loss + trainee.aux_loss()).backward()
-        optimizer.step()
-
-    figures["train_s_per_step"] = training_seconds_per_step(trainee, step, args.train_steps)
-    return figures
+        return compressai_figures(image, N, M, args.repeats, args.train_steps)
+    if not args.peer_python:
+        return "absent (compressai is not installed; see --peer-python)"
+    with tempfile.TemporaryDirectory() as folder:
+        image_path = Path(folder) / "image.npy"
+        np.save(image_path, image)
+        command = [
+            args.peer_python, str(Path(__file__).with_name("compressai_peer.py")), str(image_path),
+            "--N", str(N), "--M", str(M), "--repeats", str(args.repeats),
+            "--train-steps", str(args.train_steps), "--threads", str(torch.get_num_threads()),
+        ]
+        finished = subprocess.run(command, capture_output=True, text=True)
+    if finished.returncode != 0:
+        last_line = (finished.stderr.strip().splitlines() or ["no message"])[-1]
+        return f"failed ({args.peer_python}: {last_line})"
+    return json.loads(finished.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -143,6 +118,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timing repetitions (median)")
     parser.add_argument("--train-steps", type=int, default=3, help="timed training steps (median)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument(
+        "--peer-python", default=None,
+        help="a Python with compressai installed, for the peer's timings when it does not import here",
+    )
     parser.add_argument("--json", action="store_true", help="last line: one JSON object")
     args = parser.parse_args()
     if args.threads:
@@ -157,13 +136,15 @@ def main() -> None:
         "threads": torch.get_num_threads(),
         "nicbook": nicbook_figures(model, images, args),
     }
-    peer = compressai_figures(images, args)
-    result["compressai"] = peer if peer is not None else "absent (compressai is not installed)"
-    if peer is not None:
+    peer = peer_figures(images, model.N, model.M, args)
+    result["compressai"] = peer
+    if isinstance(peer, dict):
         result["ratios_nicbook_over_compressai"] = {
-            key: result["nicbook"][key] / peer[key]
-            for key in ("encode_s", "decode_s", "train_s_per_step")
+            key: result["nicbook"][key] / peer[key] for key in ("encode_s", "decode_s", "train_s_per_step")
         }
+        result["ratios_nicbook_over_compressai"]["encode_plus_decode_s"] = (
+            result["nicbook"]["encode_s"] + result["nicbook"]["decode_s"]
+        ) / (peer["encode_s"] + peer["decode_s"])
     figures = result["nicbook"]
     print(f"model: {source}, N={model.N}, M={model.M}, {result['threads']} threads")
     print(f"{figures['image']}: encode {figures['encode_s']:.3f} s, decode {figures['decode_s']:.3f} s")
@@ -173,7 +154,19 @@ def main() -> None:
         f"within 1.01 × estimate + 64 bytes per image: {figures['size_target_met']}"
     )
     print(f"training: {figures['train_s_per_step']:.3f} s/step (batch 8, 128×128)")
-    print(f"CompressAI: {result['compressai']}")
+    if isinstance(peer, dict):
+        ratios = result["ratios_nicbook_over_compressai"]
+        print(
+            f"CompressAI ({peer['version']}): encode {peer['encode_s']:.3f} s, decode {peer['decode_s']:.3f} s, "
+            f"training {peer['train_s_per_step']:.3f} s/step"
+        )
+        print(
+            "nicbook / CompressAI: "
+            + ", ".join(f"{key} {value:.2f}" for key, value in ratios.items())
+            + " (below 1: nicbook faster)"
+        )
+    else:
+        print(f"CompressAI: {peer}")
     if args.json:
         print(json.dumps(result))
 

@@ -74,14 +74,28 @@ class FactorizedDensity(nn.Module):
     def channels(self) -> int:
         return self.matrices[0].shape[0]
 
+    def constrained_layers(
+        self, dtype: torch.dtype
+    ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
+        """Each layer's positive matrix, bias and bounded factor (``None`` for the last), in ``dtype``."""
+        factors = [torch.tanh(factor.to(dtype)) for factor in self.factors]
+        return [
+            (F.softplus(matrix.to(dtype)), bias.to(dtype), factors[layer] if layer < len(factors) else None)
+            for layer, (matrix, bias) in enumerate(zip(self.matrices, self.biases))
+        ]
+
+    @staticmethod
+    def _apply_layers(layers, values: torch.Tensor) -> torch.Tensor:
+        logits = values
+        for matrix, bias, factor in layers:
+            logits = torch.matmul(matrix, logits) + bias
+            if factor is not None:
+                logits = logits + factor * torch.tanh(logits)
+        return logits
+
     def logits_cumulative(self, values: torch.Tensor) -> torch.Tensor:
         """CDF logits of ``values`` ``(C, 1, n)``, computed in ``values.dtype``."""
-        logits = values
-        for layer, (matrix, bias) in enumerate(zip(self.matrices, self.biases)):
-            logits = torch.matmul(F.softplus(matrix.to(values.dtype)), logits) + bias.to(values.dtype)
-            if layer < len(self.factors):
-                logits = logits + torch.tanh(self.factors[layer].to(values.dtype)) * torch.tanh(logits)
-        return logits
+        return self._apply_layers(self.constrained_layers(values.dtype), values)
 
     def interval_mass(self, values: torch.Tensor) -> torch.Tensor:
         """``F(v + 1/2) - F(v - 1/2)`` for ``values`` ``(C, 1, n)``.
@@ -108,19 +122,23 @@ class FactorizedDensity(nn.Module):
             [math.log(p / (1.0 - p)) for p in probabilities], dtype=dtype, device=device
         )
         targets = targets.reshape(1, 1, -1).expand(self.channels, 1, -1)
+        layers = self.constrained_layers(dtype)
         low = torch.full_like(targets, -1.0)
         high = torch.full_like(targets, 1.0)
         for _ in range(64):
-            too_high = self.logits_cumulative(low) > targets
-            too_low = self.logits_cumulative(high) < targets
+            too_high = self._apply_layers(layers, low) > targets
+            too_low = self._apply_layers(layers, high) < targets
             if not (too_high.any() or too_low.any()):
                 break
             low = torch.where(too_high, 2.0 * low, low)
             high = torch.where(too_low, 2.0 * high, high)
         for _ in range(128 if dtype == torch.float64 else 48):
             middle = 0.5 * (low + high)
-            below = self.logits_cumulative(middle) < targets
-            low, high = torch.where(below, middle, low), torch.where(below, high, middle)
+            below = self._apply_layers(layers, middle) < targets
+            new_low, new_high = torch.where(below, middle, low), torch.where(below, high, middle)
+            if torch.equal(new_low, low) and torch.equal(new_high, high):
+                break  # a fixed point: further halvings change nothing in this dtype
+            low, high = new_low, new_high
         return (0.5 * (low + high)).squeeze(1)
 
 
