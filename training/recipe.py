@@ -5,7 +5,7 @@ quality, in two chains that run side by side (one per CPU core): 4 → 5 → 6 a
 first link of each chain starts from the base, every later one from the previous link's weights,
 so no fine-tune jumps by more than a factor of two in λ. Every run resumes from its checkpoint when the command is run
 again, so the recipe can be spread over several sittings. Finished runs are exported into the
-package with ``python -m nicbook zoo export`` (see ``training/README.md``).
+package with ``python -m nicbook export`` (see ``training/README.md``).
 """
 
 from __future__ import annotations
@@ -43,8 +43,8 @@ def run_chain(runs: Path, chain: tuple[int, ...], steps: int, threads: int) -> N
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=Path, default=Path("runs"), help="folder of the runs")
-    parser.add_argument("--base-steps", type=int, default=42_000)
-    parser.add_argument("--tune-steps", type=int, default=4_000, help="steps of every fine-tune")
+    parser.add_argument("--base-steps", type=int, default=52_000)
+    parser.add_argument("--tune-steps", type=int, default=3_000, help="steps of every fine-tune")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per chain")
     args = parser.parse_args()
     train(args.runs / "factorized-base", BASE_QUALITY, args.base_steps, [], 2 * args.threads)
