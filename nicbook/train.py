@@ -302,6 +302,14 @@ def _log(path: Path | None, record: dict) -> None:
             file.write(json.dumps(record) + "\n")
 
 
+def _drop_log_after(path: Path, step: int) -> None:
+    """Forget the log lines of steps after ``step``: a resumed run repeats the steps that an
+    interrupted one logged after its last checkpoint, and each step should appear once."""
+    if path.is_file():
+        lines = path.read_text().splitlines(keepends=True)
+        path.write_text("".join(line for line in lines if json.loads(line)["step"] <= step))
+
+
 def _load_weights(path: Path, model: Autoencoder, advice: str) -> dict:
     """Copy the weights of the checkpoint at ``path`` into ``model``; returns the checkpoint."""
     state = load_checkpoint(path)
@@ -356,6 +364,8 @@ def fit(config: TrainConfig, paths: list[Path] | None = None, progress: bool = T
         raise NicbookError(str(error)) from error
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     start = _resume(config, model, optimizer)  # loading moves the optimiser state to the device
+    if out_dir is not None and group.is_main:
+        _drop_log_after(out_dir / LOG_NAME, start)
     dataset = PatchDataset(train_paths, config.patch_size)
     validation = _validation_batch(validation_paths, config).to(device) if group.is_main else None
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import signal
@@ -97,6 +98,18 @@ def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(photos, tmp_p
     resumed = fit(tiny_config(tmp_path / "resumed", 6, quantization="mixed"), photos, progress=False)
     for (name, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items()):
         assert torch.equal(a, b), name
+
+
+def test_a_resumed_run_logs_each_step_once(photos, tmp_path):
+    run = tmp_path / "run"
+    fit(tiny_config(run, 2), photos, progress=False)
+    checkpoint_at_step_2 = (run / CHECKPOINT_NAME).read_bytes()
+    fit(tiny_config(run, 3), photos, progress=False)
+    (run / CHECKPOINT_NAME).write_bytes(checkpoint_at_step_2)  # interrupted before step 3's checkpoint
+    fit(tiny_config(run, 4), photos, progress=False)
+    records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert [record["step"] for record in records if record["split"] == "train"] == [1, 2, 3, 4]
+    assert [record["step"] for record in records if record["split"] == "validation"] == [2, 4]
 
 
 def test_a_snapshot_is_small_and_resumable(photos, tmp_path):
