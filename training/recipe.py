@@ -3,9 +3,12 @@
 A base model is trained at the middle λ of the ladder (quality 4) and then fine-tuned to every
 quality, in two chains that run side by side (one per CPU core): 4 → 5 → 6 and 3 → 2 → 1. The
 first link of each chain starts from the base, every later one from the previous link's weights,
-so no fine-tune jumps by more than a factor of two in λ. Every run resumes from its checkpoint when the command is run
-again, so the recipe can be spread over several sittings. Finished runs are exported into the
-package with ``python -m nicbook export`` (see ``training/README.md``).
+so no fine-tune jumps by more than a factor of two in λ. Each chain then polishes its models at a
+tenth of the learning rate on 128×128 patches (two per batch: as many pixels per step as before),
+which suits full-size photos better than the small patches that made the early steps cheap. Every
+run resumes from its checkpoint when the command is run again, so the recipe can be spread over
+several sittings. Finished runs (``runs/factorized-qN-polish``) are exported into the package
+with ``python -m nicbook export`` (see ``training/README.md``).
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ from nicbook.zoo import CONFIGURATIONS
 
 BASE_QUALITY = 4
 CHAINS = ((4, 5, 6), (3, 2, 1))
-COMMON = ["--patch-size", "64", "--batch-size", "8", "--quantization", "mixed", "--no-progress"]
+COMMON = ["--quantization", "mixed", "--no-progress"]
+SMALL_PATCHES = ["--patch-size", "64", "--batch-size", "8"]
+LARGE_PATCHES = ["--patch-size", "128", "--batch-size", "2", "--lr", "1e-5"]
 
 
 def train(out: Path, quality: int, steps: int, extra: list[str], threads: int) -> None:
@@ -31,13 +36,20 @@ def train(out: Path, quality: int, steps: int, extra: list[str], threads: int) -
     subprocess.run(command, check=True)
 
 
-def run_chain(runs: Path, chain: tuple[int, ...], steps: int, threads: int) -> None:
+def fine_tune(out: Path, start: Path, quality: int, steps: int, extra: list[str], threads: int) -> None:
+    """Train ``out`` from the weights of ``start``; the last fifth at a tenth of the learning rate."""
+    extra = [*extra, "--init-from", str(start / "checkpoint.pt"), "--lr-drop-at", str(steps * 4 // 5)]
+    train(out, quality, steps, extra, threads)
+
+
+def run_chain(runs: Path, chain: tuple[int, ...], steps: int, polish_steps: int, threads: int) -> None:
     previous = runs / "factorized-base"
     for quality in chain:
-        out = runs / f"factorized-q{quality}"
-        extra = ["--init-from", str(previous / "checkpoint.pt"), "--lr-drop-at", str(steps * 4 // 5)]
-        train(out, quality, steps, extra, threads)
-        previous = out
+        fine_tune(runs / f"factorized-q{quality}", previous, quality, steps, SMALL_PATCHES, threads)
+        previous = runs / f"factorized-q{quality}"
+    for quality in chain:
+        tuned = runs / f"factorized-q{quality}"
+        fine_tune(tuned.with_name(tuned.name + "-polish"), tuned, quality, polish_steps, LARGE_PATCHES, threads)
 
 
 def main() -> None:
@@ -45,11 +57,14 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=Path("runs"), help="folder of the runs")
     parser.add_argument("--base-steps", type=int, default=52_000)
     parser.add_argument("--tune-steps", type=int, default=3_000, help="steps of every fine-tune")
+    parser.add_argument("--polish-steps", type=int, default=5_000, help="steps of every polish")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per chain")
     args = parser.parse_args()
-    train(args.runs / "factorized-base", BASE_QUALITY, args.base_steps, [], 2 * args.threads)
+    train(args.runs / "factorized-base", BASE_QUALITY, args.base_steps, SMALL_PATCHES, 2 * args.threads)
     with ThreadPoolExecutor(len(CHAINS)) as pool:
-        for done in [pool.submit(run_chain, args.runs, c, args.tune_steps, args.threads) for c in CHAINS]:
+        chains = [pool.submit(run_chain, args.runs, chain, args.tune_steps, args.polish_steps, args.threads)
+                  for chain in CHAINS]  # fmt: skip
+        for done in chains:
             done.result()
 
 
