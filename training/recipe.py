@@ -25,7 +25,7 @@ BASE_QUALITY = 4
 CHAINS = ((4, 5, 6), (3, 2, 1))
 COMMON = ["--quantization", "mixed", "--no-progress"]
 SMALL_PATCHES = ["--patch-size", "64", "--batch-size", "8"]
-LARGE_PATCHES = ["--patch-size", "128", "--batch-size", "2", "--lr", "1e-5"]
+POLISH = ["--patch-size", "128", "--batch-size", "2", "--lr", "1e-5"]  # 2 × 128² = 8 × 64² pixels a step
 
 
 def train(out: Path, quality: int, steps: int, extra: list[str], threads: int) -> None:
@@ -43,13 +43,11 @@ def fine_tune(out: Path, start: Path, quality: int, steps: int, extra: list[str]
 
 
 def run_chain(runs: Path, chain: tuple[int, ...], steps: int, polish_steps: int, threads: int) -> None:
-    previous = runs / "factorized-base"
-    for quality in chain:
-        fine_tune(runs / f"factorized-q{quality}", previous, quality, steps, SMALL_PATCHES, threads)
-        previous = runs / f"factorized-q{quality}"
-    for quality in chain:
-        tuned = runs / f"factorized-q{quality}"
-        fine_tune(tuned.with_name(tuned.name + "-polish"), tuned, quality, polish_steps, LARGE_PATCHES, threads)
+    tuned = [runs / f"factorized-q{quality}" for quality in chain]
+    for quality, out, start in zip(chain, tuned, [runs / "factorized-base", *tuned]):
+        fine_tune(out, start, quality, steps, SMALL_PATCHES, threads)
+    for quality, start in zip(chain, tuned):
+        fine_tune(runs / f"{start.name}-polish", start, quality, polish_steps, POLISH, threads)
 
 
 def main() -> None:
