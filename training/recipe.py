@@ -5,10 +5,12 @@ quality, in two chains that run side by side (one per CPU core): 4 → 5 → 6 a
 first link of each chain starts from the base, every later one from the previous link's weights,
 so no fine-tune jumps by more than a factor of two in λ. Each chain then polishes its models at a
 tenth of the learning rate on 128×128 patches (two per batch: as many pixels per step as before),
-which suits full-size photos better than the small patches that made the early steps cheap. Every
-run resumes from its checkpoint when the command is run again, so the recipe can be spread over
-several sittings. Finished runs (``runs/factorized-qN-polish``) are exported into the package
-with ``python -m nicbook export`` (see ``training/README.md``).
+which suits full-size photos better than the small patches that made the early steps cheap; a
+polish round ends at a tenth of its learning rate, and each further round restarts from the last
+one at the full polish rate (a warm restart). Every run resumes from its checkpoint when the
+command is run again, so the recipe can be spread over several sittings. The last round's runs
+(``runs/factorized-qN-polish2`` for two rounds) are exported into the package with
+``python -m nicbook export`` (see ``training/README.md``).
 """
 
 from __future__ import annotations
@@ -42,12 +44,21 @@ def fine_tune(out: Path, start: Path, quality: int, steps: int, extra: list[str]
     train(out, quality, steps, extra, threads)
 
 
-def run_chain(runs: Path, chain: tuple[int, ...], steps: int, polish_steps: int, threads: int) -> None:
-    tuned = [runs / f"factorized-q{quality}" for quality in chain]
+def polish_run(runs: Path, quality: int, round_: int) -> Path:
+    """The run of polish round ``round_`` (1, 2, …) of a quality; round 0 is its fine-tune."""
+    suffix = "" if round_ == 0 else "-polish" if round_ == 1 else f"-polish{round_}"
+    return runs / f"factorized-q{quality}{suffix}"
+
+
+def run_chain(runs: Path, chain: tuple[int, ...], steps: int, polish_steps: int, rounds: int,
+              threads: int) -> None:  # fmt: skip
+    tuned = [polish_run(runs, quality, 0) for quality in chain]
     for quality, out, start in zip(chain, tuned, [runs / "factorized-base", *tuned]):
         fine_tune(out, start, quality, steps, SMALL_PATCHES, threads)
-    for quality, start in zip(chain, tuned):
-        fine_tune(runs / f"{start.name}-polish", start, quality, polish_steps, POLISH, threads)
+    for round_ in range(1, rounds + 1):
+        for quality in chain:
+            start, out = polish_run(runs, quality, round_ - 1), polish_run(runs, quality, round_)
+            fine_tune(out, start, quality, polish_steps, POLISH, threads)
 
 
 def main() -> None:
@@ -55,12 +66,14 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=Path("runs"), help="folder of the runs")
     parser.add_argument("--base-steps", type=int, default=52_000)
     parser.add_argument("--tune-steps", type=int, default=3_000, help="steps of every fine-tune")
-    parser.add_argument("--polish-steps", type=int, default=5_000, help="steps of every polish")
+    parser.add_argument("--polish-steps", type=int, default=5_000, help="steps of every polish round")
+    parser.add_argument("--polish-rounds", type=int, default=2, help="polish rounds per quality")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per chain")
     args = parser.parse_args()
     train(args.runs / "factorized-base", BASE_QUALITY, args.base_steps, SMALL_PATCHES, 2 * args.threads)
     with ThreadPoolExecutor(len(CHAINS)) as pool:
-        chains = [pool.submit(run_chain, args.runs, chain, args.tune_steps, args.polish_steps, args.threads)
+        chains = [pool.submit(run_chain, args.runs, chain, args.tune_steps, args.polish_steps,
+                               args.polish_rounds, args.threads)
                   for chain in CHAINS]  # fmt: skip
         for done in chains:
             done.result()
