@@ -44,20 +44,20 @@ def fine_tune(out: Path, start: Path, quality: int, steps: int, extra: list[str]
     train(out, quality, steps, extra, threads)
 
 
-def polish_run(runs: Path, quality: int, round_: int) -> Path:
-    """The run of polish round ``round_`` (1, 2, …) of a quality; round 0 is its fine-tune."""
-    suffix = "" if round_ == 0 else "-polish" if round_ == 1 else f"-polish{round_}"
+def run_after(runs: Path, quality: int, polish_rounds: int) -> Path:
+    """The run of a quality after ``polish_rounds`` polish rounds (none: its fine-tune)."""
+    suffix = {0: "", 1: "-polish"}.get(polish_rounds, f"-polish{polish_rounds}")
     return runs / f"factorized-q{quality}{suffix}"
 
 
 def run_chain(runs: Path, chain: tuple[int, ...], steps: int, polish_steps: int, rounds: int,
               threads: int) -> None:  # fmt: skip
-    tuned = [polish_run(runs, quality, 0) for quality in chain]
+    tuned = [run_after(runs, quality, 0) for quality in chain]
     for quality, out, start in zip(chain, tuned, [runs / "factorized-base", *tuned]):
         fine_tune(out, start, quality, steps, SMALL_PATCHES, threads)
     for round_ in range(1, rounds + 1):
         for quality in chain:
-            start, out = polish_run(runs, quality, round_ - 1), polish_run(runs, quality, round_)
+            start, out = run_after(runs, quality, round_ - 1), run_after(runs, quality, round_)
             fine_tune(out, start, quality, polish_steps, POLISH, threads)
 
 
