@@ -44,12 +44,13 @@ __all__ = [
 ]
 
 #: Architecture -> quality -> training configuration. The λ values are the factorized-prior
-#: ladder of the literature (MSE on the 0–255 scale); N=128, M=192 at every quality keeps the
-#: models small enough to train on a CPU.
+#: ladder of the literature (MSE on the 0–255 scale, qualities 1–7) and one rung below it
+#: (quality 0) for rates near 0.1 bpp; N=128, M=192 at every quality keeps the models small
+#: enough to train on a CPU.
 CONFIGURATIONS: dict[str, dict[int, dict]] = {
     "factorized": {
         quality: {"lmbda": lmbda, "N": 128, "M": 192}
-        for quality, lmbda in enumerate((0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483), start=1)
+        for quality, lmbda in enumerate((0.0009, 0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932))
     }
 }
 _MANIFEST = "manifest.json"
@@ -225,7 +226,7 @@ def training_record(run_dir: str | os.PathLike[str]) -> dict:
 
     Returns ``steps`` (all optimiser steps, fine-tunes included), ``training_hours`` (wall time
     of the training loops, summed from the logs) and ``recipe``: one line per run, oldest first,
-    with its λ, steps and starting point.
+    with its λ, steps, starting point and (when not the default 0) seed.
     """
     steps, hours, recipe = 0, 0.0, []
     path: Path | None = Path(run_dir) / CHECKPOINT_NAME
@@ -241,7 +242,8 @@ def training_record(run_dir: str | os.PathLike[str]) -> dict:
             f"{path.parent.name}: λ={config.get('lmbda')}, {state['step']} steps{start}, "
             f"batch {config.get('batch_size')} of {config.get('patch_size')}px patches, "
             f"{config.get('quantization')} proxy, Adam lr {config.get('lr')}"
-            + (f" (÷10 from step {config['lr_drop_at']})" if config.get("lr_drop_at") else ""),
+            + (f" (÷10 from step {config['lr_drop_at']})" if config.get("lr_drop_at") else "")
+            + (f", seed {config['seed']}" if config.get("seed") else ""),
         )
         path = Path(config["init_from"]) if config.get("init_from") else None
     return {"steps": steps, "training_hours": round(hours, 2), "recipe": recipe}

@@ -211,11 +211,11 @@ def test_streams_are_identical_across_thread_counts(tmp_path):
 
 def test_zoo_lists_configurations_and_explains_missing_weights(tmp_path):
     entries = zoo.available(tmp_path)
-    assert [entry["name"] for entry in entries][:2] == ["factorized-q1", "factorized-q2"]
-    assert entries[0]["lmbda"] == 0.0018 and not any(entry["shipped"] for entry in entries)
+    assert [entry["name"] for entry in entries][:2] == ["factorized-q0", "factorized-q1"]
+    assert entries[1]["lmbda"] == 0.0018 and not any(entry["shipped"] for entry in entries)
     with pytest.raises(DataNotFoundError, match="not shipped"):
         zoo.load("factorized", 4, folder=tmp_path)
-    with pytest.raises(NicbookError, match="qualities 1..6"):
+    with pytest.raises(NicbookError, match="qualities 0..7"):
         zoo.load("factorized", 9)
     with pytest.raises(NicbookError, match="unknown model"):
         zoo.load("hyperprior", 1)
@@ -231,7 +231,7 @@ def test_exported_weights_load_from_the_zoo_and_decode_by_name(tmp_path, monkeyp
     assert state["model"]["analysis.0.weight"].dtype == torch.float16
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert manifest["models"][0]["name"] == "factorized-q3"
-    assert [entry["shipped"] for entry in zoo.available(tmp_path)][2] is True
+    assert [entry["name"] for entry in zoo.available(tmp_path) if entry["shipped"]] == ["factorized-q3"]
 
     monkeypatch.setattr(zoo, "weights_dir", lambda: tmp_path)
     model = zoo.load("factorized", 3)
@@ -253,13 +253,14 @@ def test_export_records_the_training_chain_and_the_measured_rd_point(tmp_path, m
     settings = {"N": 8, "M": 12, "batch_size": 1, "patch_size": 32, "device": "cpu",
                 "validation_patches": 1, "log_every": 1}  # fmt: skip
     fit(TrainConfig(steps=3, out_dir=str(tmp_path / "base"), **settings), [photos / "a.png"], progress=False)
-    tuned = TrainConfig(steps=2, lmbda=0.05, out_dir=str(tmp_path / "tuned"),
+    tuned = TrainConfig(steps=2, lmbda=0.05, seed=7, out_dir=str(tmp_path / "tuned"),
                         init_from=str(tmp_path / "base" / "checkpoint.pt"), **settings)  # fmt: skip
     fit(tuned, [photos / "a.png"], progress=False)
     record = zoo.training_record(tmp_path / "tuned")
     assert record["steps"] == 5 and record["training_hours"] >= 0
-    assert record["recipe"][0].startswith("base: λ=0.013, 3 steps")
+    assert record["recipe"][0].startswith("base: λ=0.013, 3 steps") and "seed" not in record["recipe"][0]
     assert record["recipe"][1].startswith("tuned: λ=0.05, 2 steps from base")
+    assert record["recipe"][1].endswith(", seed 7")
 
     monkeypatch.setattr(zoo, "weights_dir", lambda: tmp_path / "weights")
     (tmp_path / "weights").mkdir()

@@ -92,7 +92,7 @@ def test_models_lists_the_zoo(capsys):
     status, out, _ = run(capsys, "models")
     assert status == 0 and "factorized-q1" in out and "not shipped" in out
     status, out, _ = run(capsys, "models", "--json")
-    assert status == 0 and len(json.loads(out)) == 6
+    assert status == 0 and len(json.loads(out)) == 8
 
 
 def test_train_then_resume_then_eval(capsys, tmp_path):

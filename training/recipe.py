@@ -1,7 +1,7 @@
 """The zoo's training recipe, as one command: ``python training/recipe.py``.
 
-A base model is trained at the middle λ of the ladder (quality 4) and then fine-tuned to every
-quality, in two chains that run side by side (one per CPU core): 4 → 5 → 6 and 3 → 2 → 1. The
+A base model is trained at a middle λ of the ladder (quality 4) and then fine-tuned to every
+quality, in two chains that run side by side (one per CPU core): 4 → 5 → 6 → 7 and 3 → 2 → 1 → 0. The
 first link of each chain starts from the base, every later one from the previous link's weights,
 so no fine-tune jumps by more than a factor of two in λ. Each chain then polishes its models at a
 tenth of the learning rate on 128×128 patches (two per batch: as many pixels per step as before),
@@ -24,7 +24,7 @@ from pathlib import Path
 from nicbook.zoo import CONFIGURATIONS
 
 BASE_QUALITY = 4
-CHAINS = ((4, 5, 6), (3, 2, 1))
+CHAINS = ((4, 5, 6, 7), (3, 2, 1, 0))
 COMMON = ["--quantization", "mixed", "--no-progress"]
 SMALL_PATCHES = ["--patch-size", "64", "--batch-size", "8"]
 POLISH = ["--patch-size", "128", "--batch-size", "2", "--lr", "1e-5"]  # 2 × 128² = 8 × 64² pixels a step
