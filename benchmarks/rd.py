@@ -4,8 +4,9 @@ For nicbook's neural codec (every shipped zoo model, plus ``--checkpoint`` files
 (4:2:0), nicbook's KLT block coder (basis learned on the training photos, never on DIR), and Pillow's
 JPEG 4:2:0, WebP, JPEG 2000 (OpenJPEG, irreversible, colour transform) and AVIF: the RD points
 (bpp from the real file sizes, mean RGB PSNR over the images) and the Bjøntegaard delta rate of each
-against Pillow's JPEG 4:2:0. Writes an RD plot (``--plot``) and, with ``--json``, prints as its last
-line ``{"codecs": {name: [[bpp, psnr], ...]}, "bd_rate_vs_jpeg": {name: percent or null}}``.
+against Pillow's JPEG 4:2:0 and against Pillow's WebP. Writes an RD plot (``--plot``) and, with
+``--json``, prints as its last line ``{"codecs": {name: [[bpp, psnr], ...]}, "bd_rate_vs_jpeg":
+{name: percent or null}, "bd_rate_vs_webp": {...}}`` (the last only where Pillow has WebP).
 
     python benchmarks/rd.py $NICBOOK_DATA/kodak [--images N] [--checkpoint PATH ...] [--json]
 """
@@ -29,6 +30,7 @@ from nicbook.train import load_checkpoint, model_from_checkpoint
 JPEG_QUALITIES = (5, 10, 20, 30, 50, 75, 90, 95)
 KLT_STEPS = (4.0, 7.0, 12.0, 20.0, 32.0, 50.0)
 REFERENCE = "JPEG"
+PEER = "WebP"  # the second yardstick: the codec a learned one should beat first
 
 
 def neural_points(images: list[np.ndarray], checkpoints: list[Path]) -> list[tuple[float, float]]:
@@ -42,6 +44,22 @@ def neural_points(images: list[np.ndarray], checkpoints: list[Path]) -> list[tup
         )
         points.append((float(rates[0]), float(qualities[0])))
     return sorted(points)
+
+
+def bd_rates_against(
+    curves: dict[str, tuple[np.ndarray, np.ndarray]], reference: str
+) -> dict[str, float | None]:
+    """BD-rate in percent of every other curve against ``reference`` (None where it has no value)."""
+    rates: dict[str, float | None] = {}
+    for name, curve in curves.items():
+        if name == reference:
+            continue
+        try:
+            rates[name] = round(metrics.bd_rate(curves[reference], curve), 2)
+        except ValueError as error:  # fewer than four points, or no PSNR overlap
+            rates[name] = None
+            print(f"{name}: no BD-rate against {reference} ({error})")
+    return rates
 
 
 def main() -> None:
@@ -76,29 +94,25 @@ def main() -> None:
     else:
         print("neural codec: no shipped zoo weights and no --checkpoint, so it is not measured")
 
-    reference = curves[REFERENCE]
-    bd_rates: dict[str, float | None] = {}
-    for name, curve in curves.items():
-        if name == REFERENCE:
-            continue
-        try:
-            bd_rates[name] = round(metrics.bd_rate(reference, curve), 2)
-        except ValueError as error:  # fewer than four points, or no PSNR overlap
-            bd_rates[name] = None
-            print(f"{name}: no BD-rate ({error})")
-    def bd_cell(name: str) -> object:
-        if name == REFERENCE:
-            return "reference"
-        return "n/a" if bd_rates[name] is None else bd_rates[name]
+    bd_rates = {f"bd_rate_vs_{reference.lower()}": bd_rates_against(curves, reference)
+                for reference in (REFERENCE, PEER) if reference in curves}  # fmt: skip
 
-    rows = [[name, " ".join(f"{b:.3f}/{p:.2f}" for b, p in zip(*curve)), bd_cell(name)] for name, curve in curves.items()]
-    print(plot.markdown_table(rows, ["codec", "bpp/PSNR points", f"BD-rate vs {REFERENCE} (%)"], 2))
+    def bd_cell(rates: dict[str, float | None], name: str) -> object:
+        if name not in rates:
+            return "reference"
+        return "n/a" if rates[name] is None else rates[name]
+
+    rows = [[name, " ".join(f"{b:.3f}/{p:.2f}" for b, p in zip(*curve)),
+             *(bd_cell(rates, name) for rates in bd_rates.values())]
+            for name, curve in curves.items()]  # fmt: skip
+    headers = [f"BD-rate vs {reference} (%)" for reference in (REFERENCE, PEER) if reference in curves]
+    print(plot.markdown_table(rows, ["codec", "bpp/PSNR points", *headers], 2))
     ax = plot.rd_plot(curves, title=f"{len(images)} images of {args.folder.name}")
     ax.figure.savefig(args.plot, bbox_inches="tight")
     print(f"plot: {args.plot}")
     if args.json:
         codecs = {name: [[round(float(b), 4), round(float(p), 3)] for b, p in zip(*curve)] for name, curve in curves.items()}
-        print(json.dumps({"codecs": codecs, "bd_rate_vs_jpeg": bd_rates}))
+        print(json.dumps({"codecs": codecs, **bd_rates}))
 
 
 if __name__ == "__main__":
