@@ -94,8 +94,8 @@ def main() -> None:
     else:
         print("neural codec: no shipped zoo weights and no --checkpoint, so it is not measured")
 
-    bd_rates = {f"bd_rate_vs_{reference.lower()}": bd_rates_against(curves, reference)
-                for reference in (REFERENCE, PEER) if reference in curves}  # fmt: skip
+    references = [name for name in (REFERENCE, PEER) if name in curves]
+    bd_rates = {f"bd_rate_vs_{reference.lower()}": bd_rates_against(curves, reference) for reference in references}
 
     def bd_cell(rates: dict[str, float | None], name: str) -> object:
         if name not in rates:
@@ -105,7 +105,7 @@ def main() -> None:
     rows = [[name, " ".join(f"{b:.3f}/{p:.2f}" for b, p in zip(*curve)),
              *(bd_cell(rates, name) for rates in bd_rates.values())]
             for name, curve in curves.items()]  # fmt: skip
-    headers = [f"BD-rate vs {reference} (%)" for reference in (REFERENCE, PEER) if reference in curves]
+    headers = [f"BD-rate vs {reference} (%)" for reference in references]
     print(plot.markdown_table(rows, ["codec", "bpp/PSNR points", *headers], 2))
     ax = plot.rd_plot(curves, title=f"{len(images)} images of {args.folder.name}")
     ax.figure.savefig(args.plot, bbox_inches="tight")

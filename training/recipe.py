@@ -1,14 +1,14 @@
 """The zoo's training recipe, as one command: ``python training/recipe.py``.
 
 A base model is trained at a middle λ of the ladder (quality 4) and then fine-tuned to every
-quality, in two chains that run side by side (one per CPU core): 4 → 5 → 6 → 7 and 3 → 2 → 1 → 0. The
-first link of each chain starts from the base, every later one from the previous link's weights,
-so no fine-tune jumps by more than a factor of two in λ. Each chain then polishes its models at a
-tenth of the learning rate on 128×128 patches (two per batch: as many pixels per step as before),
-which suits full-size photos better than the small patches that made the early steps cheap; a
-polish round ends at a tenth of its learning rate, and each further round restarts from the last
-one at the full polish rate (a warm restart). Every run resumes from its checkpoint when the
-command is run again, so the recipe can be spread over several sittings. The last round's runs
+quality, in two chains that run side by side (one per CPU core): 4 → 5 → 6 → 7 and 3 → 2 → 1 → 0.
+The first link of each chain starts from the base, every later one from the previous link's
+weights, so no fine-tune jumps by more than a factor of two in λ. Each chain then polishes its
+models at a tenth of the learning rate on 128×128 patches (two per batch: as many pixels per step
+as before), which suits full-size photos better than the small patches that made the early steps
+cheap; a polish round ends at a tenth of its learning rate, and each further round restarts from
+the last one at the full polish rate (a warm restart). Every run resumes from its checkpoint when
+the command is run again, so the recipe can be spread over several sittings. The last round's runs
 (``runs/factorized-qN-polish2`` for two rounds) are exported into the package with
 ``python -m nicbook export`` (see ``training/README.md``).
 """
