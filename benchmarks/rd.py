@@ -1,6 +1,7 @@
 """Rate–distortion of every codec of the book on one folder of images (Kodak).
 
-For nicbook's neural codec (every shipped zoo model, plus ``--checkpoint`` files), nicbook's JPEG
+For nicbook's neural codec (every shipped zoo model, plus ``--checkpoint`` files; its files with
+per-image scales, the default, and with the models' own tables), nicbook's JPEG
 (4:2:0), nicbook's KLT block coder (basis learned on the training photos, never on DIR), and Pillow's
 JPEG 4:2:0, WebP, JPEG 2000 (OpenJPEG, irreversible, colour transform) and AVIF: the RD points
 (bpp from the real file sizes, mean RGB PSNR over the images) and the Bjøntegaard delta rate of each
@@ -18,6 +19,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from nicbook import codec, jpeg, metrics, plot, zoo
 from nicbook.blockcoder import rd_curve as block_rd_curve
@@ -30,20 +32,35 @@ from nicbook.train import load_checkpoint, model_from_checkpoint
 JPEG_QUALITIES = (5, 10, 20, 30, 50, 75, 90, 95)
 KLT_STEPS = (4.0, 7.0, 12.0, 20.0, 32.0, 50.0)
 REFERENCE = "JPEG"
+ADAPTIVE = "nicbook (factorized)"
+STATIC = "nicbook (factorized, model tables)"
 PEER = "WebP"  # the second yardstick: the codec a learned one should beat first
 
 
-def neural_points(images: list[np.ndarray], checkpoints: list[Path]) -> list[tuple[float, float]]:
-    """One RD point per shipped zoo model and per checkpoint, sorted by rate."""
+def neural_points(
+    images: list[np.ndarray], checkpoints: list[Path]
+) -> dict[str, list[tuple[float, float]]]:
+    """RD points of every shipped zoo model and every checkpoint, sorted by rate, twice: files
+    with per-image scales (the default) and with the models' own tables. Both code the same
+    latents, so they decode to the same image, whose PSNR is measured once."""
     models = [zoo.load(entry["architecture"], entry["quality"]) for entry in zoo.shipped()]
     models += [model_from_checkpoint(load_checkpoint(path)) for path in checkpoints]
-    points = []
-    for model in models:
-        rates, qualities = metrics.rd_curve(
-            lambda image, _: codec.compress(image, model), lambda data: codec.decompress(data, model), images, [0]
-        )
-        points.append((float(rates[0]), float(qualities[0])))
-    return sorted(points)
+    points: dict[str, list[tuple[float, float]]] = {ADAPTIVE: [], STATIC: []}
+    for model in tqdm(models, desc="nicbook neural codec"):
+        sizes = {ADAPTIVE: [], STATIC: []}
+        qualities = []
+        for image in images:
+            data = codec.compress(image, model)
+            static = codec.compress(image, model, adaptive=False)
+            same = np.array_equal(codec.decode_latents(static, model)[1], codec.decode_latents(data, model)[1])
+            if not same:
+                raise RuntimeError(f"{model.name}: the two files hold different latents")
+            sizes[ADAPTIVE].append(metrics.bpp(data, image.shape))
+            sizes[STATIC].append(metrics.bpp(static, image.shape))
+            qualities.append(metrics.psnr(image, codec.decompress(data, model)))
+        for name, rates in sizes.items():
+            points[name].append((float(np.mean(rates)), float(np.mean(qualities))))
+    return {name: sorted(curve) for name, curve in points.items()}
 
 
 def bd_rates_against(
@@ -88,9 +105,10 @@ def main() -> None:
     klt, source = training_klt_coder(args.klt_photos)
     print(f"KLT learned on {source}")
     curves["KLT coder"] = block_rd_curve(klt, images, KLT_STEPS, progress=True)
-    points = neural_points(images, args.checkpoint)
-    if points:
-        curves["nicbook (factorized)"] = (np.array([p[0] for p in points]), np.array([p[1] for p in points]))
+    neural = neural_points(images, args.checkpoint)
+    if neural[ADAPTIVE]:
+        for name, points in neural.items():
+            curves[name] = (np.array([p[0] for p in points]), np.array([p[1] for p in points]))
     else:
         print("neural codec: no shipped zoo weights and no --checkpoint, so it is not measured")
 

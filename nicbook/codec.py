@@ -4,7 +4,11 @@ Layout (integers big-endian)::
 
     magic "\\x89NIC" | version u8 | name length u8 | model name (ASCII)
     | weights hash (8 bytes) | height u32 | width u32 | channels u16 | latent height u16
-    | latent width u16 | payload length u32 | payload (rANS) | CRC-32 of everything before, u32
+    | latent width u16 | payload length u32 | payload | CRC-32 of everything before, u32
+
+The payload of version 2 (written by default) is the per-image scales and the latents coded with
+the matching stretched tables (:mod:`nicbook.adaptive_coding`); that of version 1 (``adaptive=False``,
+still read) is the latents coded with the model's own tables.
 
 The weights hash (:func:`nicbook.models.weights_hash`) covers the weights and the coding tables,
 so decoding with any other model is refused instead of producing garbage. Images of any size are
@@ -33,7 +37,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from nicbook import zoo
+from nicbook import adaptive_coding, zoo
 from nicbook.data import IMAGE_SUFFIXES, as_rgb8, load_image, save_image, to_image, to_tensor
 from nicbook.errors import BitstreamError, NicbookError, UnsupportedFormatError
 from nicbook.metrics import bpp, psnr
@@ -44,6 +48,7 @@ __all__ = [
     "FORMAT_VERSION",
     "MAGIC",
     "MAX_PIXELS",
+    "READABLE_VERSIONS",
     "NicHeader",
     "compress",
     "decode_latents",
@@ -54,14 +59,14 @@ __all__ = [
 ]
 
 MAGIC = b"\x89NIC"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Versions the decoder reads: 1 codes the latents with the model's tables, 2 with per-image scales.
+READABLE_VERSIONS = (1, 2)
 #: Largest image a file may declare (pixels): bounds the decoder's memory for forged headers.
 MAX_PIXELS = 1 << 26
 _FIXED = struct.Struct(">8sIIHHHI")  # hash, height, width, channels, latent h, latent w, payload length
 _CRC = struct.Struct(">I")
 _MIN_SIZE = len(MAGIC) + 2 + _FIXED.size + _CRC.size
-#: Bits a rANS stream may hold beyond its symbols' information: lane count, lengths, final states.
-_STREAM_SLACK_BITS = 256
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,7 @@ class NicHeader:
     """What a ``.nic`` file says about itself; ``payload_offset`` is where its rANS data starts."""
 
     model: str
+    version: int
     weights_hash: bytes
     height: int
     width: int
@@ -101,8 +107,13 @@ def _check_model(model) -> FactorizedPrior:
     return model
 
 
-def compress(image: np.ndarray, model: FactorizedPrior) -> bytes:
-    """Encode an ``(H, W, 3)`` uint8 image (any size) with ``model`` into ``.nic`` bytes."""
+def compress(image: np.ndarray, model: FactorizedPrior, adaptive: bool = True) -> bytes:
+    """Encode an ``(H, W, 3)`` uint8 image (any size) with ``model`` into ``.nic`` bytes.
+
+    ``adaptive`` (the default) sends per-image scales of the latent distributions and codes with
+    them (format version 2, smaller files); ``False`` codes with the model's tables as they are
+    (version 1), whose size the model's rate estimate predicts.
+    """
     model = _check_model(model)
     image = as_rgb8(image)
     height, width = image.shape[:2]
@@ -112,11 +123,14 @@ def compress(image: np.ndarray, model: FactorizedPrior) -> bytes:
         )
     device = model.entropy_model.medians.device
     symbols = model.latent_symbols(to_tensor(_pad_to_stride(image), device))
-    payload = model.compress_latents(symbols)
+    if adaptive:
+        payload = adaptive_coding.encode(symbols, model.entropy_model.tables)
+    else:
+        payload = model.compress_latents(symbols)
     name = model.name.encode("ascii", errors="replace")[:255]
     body = (
         MAGIC
-        + bytes([FORMAT_VERSION, len(name)])
+        + bytes([FORMAT_VERSION if adaptive else 1, len(name)])
         + name
         + _FIXED.pack(weights_hash(model), height, width, *symbols.shape, len(payload))
         + payload
@@ -136,9 +150,10 @@ def read_header(data: bytes) -> NicHeader:
     if len(data) < _MIN_SIZE:
         raise BitstreamError(f"truncated .nic file: {len(data)} bytes is shorter than any header")
     version, name_length = data[4], data[5]
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise UnsupportedFormatError(
-            f".nic format version {version}; this nicbook reads version {FORMAT_VERSION}"
+            f".nic format version {version}; this nicbook reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))}"
         )
     fixed_at = 6 + name_length
     if len(data) < fixed_at + _FIXED.size + _CRC.size:
@@ -148,6 +163,7 @@ def read_header(data: bytes) -> NicHeader:
     )
     header = NicHeader(
         data[6:fixed_at].decode("ascii", errors="replace"),
+        version,
         digest,
         height,
         width,
@@ -203,7 +219,7 @@ def _check_payload_capacity(header: NicHeader, model: FactorizedPrior) -> None:
     ]
     _, latent_h, latent_w = header.latent_shape
     needed = latent_h * latent_w * sum(cheapest)
-    if needed > 8 * header.payload_length + _STREAM_SLACK_BITS:
+    if needed > 8 * header.payload_length + adaptive_coding.STREAM_SLACK_BITS:
         raise BitstreamError(
             f".nic header declares {header.latent_shape} latents, which need at least {needed:.0f} bits, "
             f"but the payload holds {8 * header.payload_length}: corrupt or forged header"
@@ -216,9 +232,13 @@ def decode_latents(
     """Header, integer latents ``(M, h, w)`` and the model of a ``.nic`` file (``model=None``: from the zoo)."""
     header = read_header(data)
     model = _resolve_model(header, model)
-    _check_payload_capacity(header, model)
     payload = bytes(data[header.payload_offset : header.payload_offset + header.payload_length])
-    return header, model.decompress_latents(payload, header.latent_shape), model
+    if header.version == 1:
+        _check_payload_capacity(header, model)
+        return header, model.decompress_latents(payload, header.latent_shape), model
+    model.entropy_model.ensure_tables()
+    symbols = adaptive_coding.decode(payload, header.latent_shape, model.entropy_model.tables)
+    return header, symbols, model
 
 
 def reconstruct(header: NicHeader, symbols: np.ndarray, model: FactorizedPrior) -> np.ndarray:
@@ -245,7 +265,7 @@ def _model_from_args(args, required: bool = True) -> FactorizedPrior | None:
 
 def _cli_encode(args) -> int:
     image = load_image(args.input)
-    data = compress(image, _model_from_args(args))
+    data = compress(image, _model_from_args(args), adaptive=not args.static_tables)
     Path(args.output).write_bytes(data)
     print(
         f"{args.output}: {len(data)} bytes, {8 * len(data) / (image.shape[0] * image.shape[1]):.4f} bpp"
@@ -264,6 +284,7 @@ def _cli_info(args) -> int:
     header = read_header(data)
     info = {
         "model": header.model,
+        "version": header.version,
         "weights_hash": header.weights_hash.hex(),
         "width": header.width,
         "height": header.height,
@@ -293,15 +314,20 @@ def _cli_models(args) -> int:
     return 0
 
 
-def evaluate_folder(folder: str | Path, model: FactorizedPrior, progress: bool = True) -> dict:
-    """Encode and decode every image in ``folder``: per-image and mean bpp (real file sizes) and RGB PSNR."""
+def evaluate_folder(
+    folder: str | Path, model: FactorizedPrior, progress: bool = True, adaptive: bool = True
+) -> dict:
+    """Encode and decode every image in ``folder``: per-image and mean bpp (real file sizes) and RGB PSNR.
+
+    ``adaptive`` is passed to :func:`compress`.
+    """
     paths = sorted(path for path in Path(folder).iterdir() if path.suffix.lower() in IMAGE_SUFFIXES)
     if not paths:
         raise NicbookError(f"no images in {folder}")
     images = []
     for path in tqdm(paths, desc=model.name, disable=not progress, file=sys.stderr):
         image = load_image(path)
-        data = compress(image, model)
+        data = compress(image, model, adaptive)
         images.append(
             {
                 "image": path.name,
@@ -357,6 +383,11 @@ def register_cli(subparsers) -> None:
     encode.add_argument("input", help="image file (PNG, JPEG, ...)")
     encode.add_argument("output", help=".nic file to write")
     model_options(encode)
+    encode.add_argument(
+        "--static-tables",
+        action="store_true",
+        help="code with the model's tables as they are (format version 1) instead of per-image scales",
+    )
     encode.set_defaults(func=_cli_encode)
 
     decode = subparsers.add_parser("decode", help="decompress a .nic file into an image")

@@ -53,6 +53,11 @@ def encoded(model, image) -> bytes:
     return compress(image, model)
 
 
+@pytest.fixture(scope="module")
+def static_encoded(model, image) -> bytes:
+    return compress(image, model, adaptive=False)
+
+
 def refresh_crc(body: bytes) -> bytes:
     """``body`` (a file without its CRC) with a valid CRC appended, as a forger would do."""
     return body + struct.pack(">I", zlib.crc32(body))
@@ -84,17 +89,33 @@ def test_decoded_image_is_the_synthesis_of_the_rounded_latents(model, image, enc
     assert np.abs(decompress(encoded, model).astype(int) - expected).max() <= 1
 
 
-def test_actual_bits_stay_close_to_the_estimate(model, image, encoded):
-    header, symbols, _ = decode_latents(encoded, model)
+def test_actual_bits_stay_close_to_the_estimate(model, static_encoded):
+    header, symbols, _ = decode_latents(static_encoded, model)
     estimate = model.estimated_bits(symbols)
     assert 8 * header.payload_length <= 1.02 * estimate + 128
     assert 8 * header.payload_length >= 0.9 * estimate
 
 
-def test_header_fields(model, encoded):
+def test_header_fields(model, encoded, static_encoded):
     header = read_header(encoded)
     assert encoded.startswith(MAGIC) and header.model == model.name
     assert header.file_size == len(encoded)
+    assert (header.version, read_header(static_encoded).version) == (2, 1)
+
+
+def test_both_versions_hold_the_same_latents_and_image(model, encoded, static_encoded):
+    _, adaptive_symbols, _ = decode_latents(encoded, model)
+    _, static_symbols, _ = decode_latents(static_encoded, model)
+    assert np.array_equal(adaptive_symbols, static_symbols)
+    assert np.array_equal(decompress(encoded, model), decompress(static_encoded, model))
+
+
+def test_per_image_scales_make_a_shipped_model_s_files_smaller():
+    model = zoo.load("factorized", quality=3)
+    image = sample_image()[:256, :384]
+    adaptive, static = compress(image, model), compress(image, model, adaptive=False)
+    assert len(adaptive) < 0.97 * len(static)
+    assert np.array_equal(decompress(adaptive, model), decompress(static, model))
 
 
 @pytest.mark.parametrize(
@@ -121,12 +142,14 @@ def test_wrong_model_is_refused(encoded):
         decompress(encoded, make_model(seed=0, M=16))
 
 
-def test_corrupt_payload_with_valid_crc_raises(model, encoded):
-    header = read_header(encoded)
-    body = bytearray(encoded[:-4])
-    body[header.payload_offset + 3] ^= 0xFF
-    with pytest.raises(BitstreamError):
-        decompress(refresh_crc(bytes(body)), model)
+@pytest.mark.parametrize("where", [0, 3, -5])
+def test_corrupt_payload_with_valid_crc_raises(model, encoded, static_encoded, where):
+    for data in (encoded, static_encoded):
+        header = read_header(data)
+        body = bytearray(data[:-4])
+        body[header.payload_offset + where % header.payload_length] ^= 0xFF
+        with pytest.raises(BitstreamError):
+            decompress(refresh_crc(bytes(body)), model)
 
 
 def _forge_size(data: bytes, height: int, width: int) -> bytes:
@@ -138,10 +161,12 @@ def _forge_size(data: bytes, height: int, width: int) -> bytes:
     return refresh_crc(bytes(body))
 
 
+@pytest.mark.parametrize("adaptive", [True, False])
 @pytest.mark.parametrize(
-    ("height", "width", "message"), [(100_000, 100_000, "limit"), (8000, 8000, "payload holds")]
+    ("height", "width", "message"), [(100_000, 100_000, "limit"), (8000, 8000, "payload")]
 )
-def test_forged_huge_header_fails_before_allocating(model, encoded, height, width, message):
+def test_forged_huge_header_fails_before_allocating(model, image, adaptive, height, width, message):
+    encoded = compress(image, model, adaptive=adaptive)
     tracemalloc.start()
     try:
         with pytest.raises(BitstreamError, match=message):

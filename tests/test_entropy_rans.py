@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from nicbook.entropy import rans
 from nicbook.entropy import FrequencyTables, lane_count, quantize_pmf, rans_decode, rans_encode
 from nicbook.errors import BitstreamError
 
@@ -172,3 +173,16 @@ def test_stream_format_is_stable():
         hashlib.sha256(data).hexdigest() == "4ebb8297379d03f34d177b6245da3e3b2ec779b508983022b575731de3aceba7"
     )
     np.testing.assert_array_equal(rans_decode(data, table_of, tables), values)
+
+
+def test_messages_with_many_tables_decode_by_binary_search_exactly_as_by_slot_arrays(monkeypatch):
+    rng = np.random.default_rng(7)
+    pmfs = [rng.random(rng.integers(1, 30)) for _ in range(400)]
+    tables = FrequencyTables.from_pmfs(pmfs, rng.integers(-15, 3, len(pmfs)))
+    indices = rng.integers(0, len(pmfs), 20_000)
+    values = rng.integers(-20, 35, indices.size)  # some outside their table: escapes
+    data = rans_encode(values, indices, tables)
+    assert np.unique(indices).size > rans.MAX_SLOT_TABLES
+    assert np.array_equal(rans_decode(data, indices, tables), values)  # binary search
+    monkeypatch.setattr(rans, "MAX_SLOT_TABLES", len(pmfs))
+    assert np.array_equal(rans_decode(data, indices, tables), values)  # per-slot arrays

@@ -41,6 +41,12 @@ MAX_LANES = 4096
 BITS_PER_LANE = 6400
 
 
+#: Decoding looks symbols up in per-slot arrays (``2**precision`` entries per table: fast) for up to
+#: this many tables in one message, and by binary search over the tables' cumulative frequencies
+#: beyond it, where the per-slot arrays would take too much memory (an adaptive coder's table sets).
+MAX_SLOT_TABLES = 256
+
+
 def lane_count(n_symbols: int, information_bits: float | None = None) -> int:
     """Lanes for a message: one per ``ROWS_PER_LANE`` symbols, at most ``MAX_LANES``, and, when the
     message's information content is known, at most one per ``BITS_PER_LANE`` bits of it, so that a
@@ -226,6 +232,27 @@ class FrequencyTables:
             self._decoding_cache = (key, entry, freq[entry], slot - start[entry])
         return self._decoding_cache[1:]
 
+    def _search_tables(self, used: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Binary-search decoding arrays for the tables ``used`` stacked, plus one padding block.
+
+        Returns the sorted keys at which entries begin (``b * 2**precision + cumulative`` for
+        block ``b``), the flat entry of each, and per flat entry (padding last) the key where it
+        begins and its frequency: a slot's entry is the last one beginning at or below its key.
+        """
+        slots = 1 << self.precision
+        widths = self.sizes[used] + 1
+        entry = np.concatenate(
+            [np.arange(self.starts[t], self.starts[t] + width) for t, width in zip(used, widths)]
+            + [np.array([self.frequencies.size])]
+        )
+        blocks = np.append(np.repeat(np.arange(used.size), widths), used.size)
+        cumulative = np.append(self.cumulative, 0).astype(np.int64)
+        begins = blocks * slots + cumulative[entry]
+        begin_of_entry = np.zeros(self.frequencies.size + 1, dtype=np.int64)
+        begin_of_entry[entry] = begins
+        freq = np.append(self.frequencies, slots).astype(np.uint32)
+        return begins, entry.astype(np.int64), begin_of_entry, freq
+
 
 def _message(
     values: ArrayLike, table_indices: ArrayLike, tables: FrequencyTables
@@ -381,7 +408,11 @@ def rans_decode(data: bytes, table_indices: ArrayLike, tables: FrequencyTables) 
     precision = tables.precision
     slots = 1 << precision
     used = np.flatnonzero(np.bincount(table_of, minlength=tables.num_tables))
-    slot_entry, slot_freq, slot_bias = tables._slot_tables(used)
+    if used.size <= MAX_SLOT_TABLES:
+        slot_entry, slot_freq, slot_bias = tables._slot_tables(used)
+        lookup = None
+    else:
+        lookup = tables._search_tables(used)
     block_of_table = np.zeros(tables.num_tables, dtype=np.int64)
     block_of_table[used] = np.arange(used.size) * slots
     rows = -(-n // lanes)
@@ -395,8 +426,13 @@ def rans_decode(data: bytes, table_indices: ArrayLike, tables: FrequencyTables) 
     read = 0
     for row in range(rows):
         key = block[row] + (state & slot_mask)
-        keys[row] = key
-        state = slot_freq[key] * (state >> shift) + slot_bias[key]
+        if lookup is None:
+            keys[row] = key
+            state = slot_freq[key] * (state >> shift) + slot_bias[key]
+        else:
+            keys[row] = entry_row = lookup[1][np.searchsorted(lookup[0], key, side="right") - 1]
+            bias = key - lookup[2][entry_row]
+            state = lookup[3][entry_row] * (state >> shift) + bias.astype(np.uint32)
         low = state < STATE_LOWER
         k = int(np.count_nonzero(low))
         if k:
@@ -407,7 +443,8 @@ def rans_decode(data: bytes, table_indices: ArrayLike, tables: FrequencyTables) 
     if read != words.size or np.any(state != STATE_LOWER):
         raise BitstreamError("corrupt rANS stream: it does not end in the initial state")
 
-    entry = slot_entry[keys.ravel()[:n]].astype(np.int64)
+    keys = keys.ravel()[:n]
+    entry = keys if lookup is not None else slot_entry[keys].astype(np.int64)
     local = entry - tables.starts[table_of]
     values = tables.offsets[table_of] + local
     escaped = local == tables.sizes[table_of]

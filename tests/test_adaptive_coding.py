@@ -1,0 +1,110 @@
+"""Per-image scales: stretched tables, the encoder's choice, exact round trips and broken payloads."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nicbook import adaptive_coding
+from nicbook.adaptive_coding import BLOCK, SCALES, UNIT, choose_scales, decode, encode, scaled_tables
+from nicbook.entropy import FrequencyTables, rans_encode
+from nicbook.entropy.bits import encode_uvarint
+from nicbook.errors import BitstreamError
+
+
+def laplace_tables(widths=(0.3, 1.0, 3.0, 10.0)) -> FrequencyTables:
+    """One table per width: a discrete Laplace distribution over -40..40 (like trained channels)."""
+    values = np.arange(-40, 41)
+    return FrequencyTables.from_pmfs([np.exp(-np.abs(values) / w) for w in widths], [-40] * len(widths))
+
+
+def test_the_unit_scale_reproduces_the_model_tables_exactly():
+    tables = laplace_tables()
+    scaled = scaled_tables(tables)
+    assert scaled.num_tables == tables.num_tables * len(SCALES)
+    for channel in range(tables.num_tables):
+        unit = channel * len(SCALES) + UNIT
+        assert np.array_equal(scaled.table(unit), tables.table(channel))
+        assert scaled.offsets[unit] == tables.offsets[channel]
+
+
+def test_stretching_widens_and_narrows_the_distribution():
+    tables = laplace_tables((3.0,))
+    scaled = scaled_tables(tables)
+    spreads = []
+    for level in range(len(SCALES)):
+        frequencies = scaled.table(level)[:-1].astype(float)
+        values = scaled.offsets[level] + np.arange(frequencies.size)
+        spreads.append(np.sum(frequencies * np.abs(values)) / frequencies.sum())
+    assert np.all(np.diff(spreads) > 0)
+    assert spreads[-1] / spreads[UNIT] == pytest.approx(SCALES[-1], rel=0.15)
+
+
+def test_the_search_picks_narrow_tables_for_quiet_latents_and_wide_ones_for_busy_latents():
+    rng = np.random.default_rng(0)
+    tables = laplace_tables((3.0, 3.0))
+    busy = np.round(rng.laplace(0, 20, (16, 16))).astype(np.int64)
+    symbols = np.stack([np.zeros((16, 16), np.int64), busy])
+    levels, shifts = choose_scales(symbols, tables)
+    assert levels[0] < UNIT < levels[1]
+    assert shifts.shape == ((-(-16 // BLOCK)) ** 2,)
+
+
+def test_a_busy_region_gets_a_larger_block_scale_than_a_quiet_one():
+    rng = np.random.default_rng(1)
+    tables = laplace_tables((2.0,) * 6)
+    symbols = np.round(rng.laplace(0, 0.3, (6, 8, 16))).astype(np.int64)
+    symbols[:, :, 8:] = np.round(rng.laplace(0, 12, (6, 8, 8)))
+    _, shifts = choose_scales(symbols, tables)
+    blocks = shifts.reshape(-(-8 // BLOCK), -1)  # 8×16 latent positions in BLOCK×BLOCK blocks
+    half = blocks.shape[1] // 2
+    assert blocks[:, half:].min() > blocks[:, :half].max()
+
+
+@pytest.mark.parametrize("shape", [(4, 1, 1), (4, 5, 7), (4, 9, 13)])
+def test_round_trips_exactly_with_escapes_and_beats_the_fixed_tables(shape):
+    rng = np.random.default_rng(2)
+    tables = laplace_tables()
+    symbols = np.round(rng.laplace(0, 6, shape)).astype(np.int64)
+    symbols.flat[0] = 5000  # far outside every table: escaped
+    data = encode(symbols, tables)
+    assert np.array_equal(decode(data, shape, tables), symbols)
+    if shape[1] * shape[2] > 50:
+        channels = np.repeat(np.arange(shape[0]), shape[1] * shape[2])
+        assert len(data) < len(rans_encode(symbols.ravel(), channels, tables))
+
+
+def test_broken_side_information_and_short_payloads_raise_clear_errors():
+    tables = laplace_tables()
+    shape = (4, 8, 8)
+    symbols = np.zeros(shape, np.int64)
+    data = encode(symbols, tables)
+    with pytest.raises(BitstreamError, match="truncated side information"):
+        decode(encode_uvarint(len(data) + 10) + data, shape, tables)
+    with pytest.raises(BitstreamError, match="side information"):
+        decode(data[:1] + bytes([data[1] ^ 0xFF]) + data[2:], shape, tables)
+    with pytest.raises(BitstreamError, match="tables"):
+        decode(data, (5, 8, 8), tables)
+    # Levels outside the grid (coded through the side tables' escape) are refused.
+    blocks = (-(-8 // BLOCK)) ** 2
+    side = rans_encode(
+        np.array([0, 0, 0, 99] + [0] * blocks), np.repeat([0, 1], [4, blocks]), adaptive_coding._SIDE_TABLES
+    )
+    with pytest.raises(BitstreamError, match="out of range"):
+        decode(encode_uvarint(len(side)) + side + b"\0" * 64, shape, tables)
+    # A payload far too short for the latents it declares fails before they are decoded.
+    big = (4, 64, 64)
+    blocks = (-(-64 // BLOCK)) ** 2
+    side = rans_encode(
+        np.array([12] * 4 + [0] * blocks), np.repeat([0, 1], [4, blocks]), adaptive_coding._SIDE_TABLES
+    )
+    with pytest.raises(BitstreamError, match="too short"):
+        decode(encode_uvarint(len(side)) + side + b"\0" * 64, big, tables)
+
+
+def test_stretched_tables_are_built_from_integers_alone():
+    """Two table objects with the same integers give identical stretched tables (no float state)."""
+    first, second = laplace_tables(), laplace_tables()
+    a, b = scaled_tables(first), scaled_tables(second)
+    assert a is not b
+    assert np.array_equal(a.frequencies, b.frequencies) and np.array_equal(a.offsets, b.offsets)
