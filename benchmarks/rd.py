@@ -126,6 +126,7 @@ def main() -> None:
     headers = [f"BD-rate vs {reference} (%)" for reference in references]
     print(plot.markdown_table(rows, ["codec", "bpp/PSNR points", *headers], 2))
     ax = plot.rd_plot(curves, title=f"{len(images)} images of {args.folder.name}")
+    ax.legend(frameon=False, loc="center left", bbox_to_anchor=(1, 0.5))  # eight curves: beside the axes
     ax.figure.savefig(args.plot, bbox_inches="tight")
     print(f"plot: {args.plot}")
     if args.json:

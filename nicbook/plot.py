@@ -30,6 +30,7 @@ CODEC_COLORS: Mapping[str, str] = {
     "DCT coder": "#ff7f0e",
     "KLT coder": "#d62728",
     "nicbook (factorized)": "#e377c2",
+    "nicbook (factorized, model tables)": "#f7b6d2",
 }
 
 _STYLE = {
