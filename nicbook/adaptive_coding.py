@@ -24,6 +24,7 @@ import numpy as np
 from nicbook.entropy import FrequencyTables, rans_decode, rans_encode
 from nicbook.entropy.bits import decode_uvarint, encode_uvarint
 from nicbook.entropy.pmf import quantize_pmf
+from nicbook.entropy.rans import STREAM_SLACK_BITS
 from nicbook.errors import BitstreamError
 
 __all__ = ["BLOCK", "MAX_SHIFT", "SCALES", "choose_scales", "decode", "encode", "scaled_tables"]
@@ -44,8 +45,6 @@ SEARCH_ROUNDS = 3
 SEARCH_RANGE = 64
 #: Resolution of the encoder's search: prices of symbols in units of 1/PRICE_UNITS bit.
 PRICE_UNITS = 1024
-#: Bits a rANS stream may hold beyond its symbols' information: lane count, lengths, final states.
-STREAM_SLACK_BITS = 256
 
 # Fixed tables of the side information, shaped after the choices made on held-out training photos:
 # channel levels (many channels are idle in a given image and take the smallest scale) and block
@@ -100,12 +99,16 @@ def _block_of_positions(height: int, width: int) -> np.ndarray:
     return (np.arange(height)[:, None] // BLOCK) * blocks_across + np.arange(width)[None, :] // BLOCK
 
 
+def _tables_of_blocks(levels: np.ndarray, shifts: np.ndarray) -> np.ndarray:
+    """Scaled-table index of every channel in every block, ``(C, blocks)``."""
+    level = np.clip(levels[:, None] + shifts[None, :], 0, len(SCALES) - 1)
+    return np.arange(levels.size)[:, None] * len(SCALES) + level
+
+
 def table_indices(levels: np.ndarray, shifts: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
     """Scaled-table index of every latent of a ``(C, h, w)`` block in C order."""
-    channels, height, width = shape
-    block = _block_of_positions(height, width).ravel()
-    level = np.clip(levels[:, None] + shifts[block][None, :], 0, len(SCALES) - 1)
-    return (np.arange(channels)[:, None] * len(SCALES) + level).ravel()
+    _, height, width = shape
+    return _tables_of_blocks(levels, shifts)[:, _block_of_positions(height, width).ravel()].ravel()
 
 
 def _side_prices() -> tuple[np.ndarray, np.ndarray]:
@@ -171,12 +174,6 @@ def encode(symbols: np.ndarray, tables: FrequencyTables) -> bytes:
     return encode_uvarint(len(side)) + side + latents
 
 
-def _cheapest_bits(tables: FrequencyTables) -> np.ndarray:
-    """Per table, the cost of its most probable symbol: no symbol coded with it costs less."""
-    largest = np.maximum.reduceat(tables.frequencies, tables.starts)
-    return tables.precision - np.log2(largest.astype(np.float64))
-
-
 def decode(data: bytes, shape: tuple[int, int, int], tables: FrequencyTables) -> np.ndarray:
     """Inverse of :func:`encode`: the integer latents ``(C, h, w)``.
 
@@ -205,11 +202,8 @@ def decode(data: bytes, shape: tuple[int, int, int], tables: FrequencyTables) ->
         raise BitstreamError("side information out of range: corrupt latent payload")
     scaled = scaled_tables(tables)
     payload = data[position + side_length :]
-    table_of_block = np.arange(channels)[:, None] * len(SCALES) + np.clip(
-        levels[:, None] + shifts[None, :], 0, len(SCALES) - 1
-    )
     positions = np.bincount(block.ravel(), minlength=blocks)
-    needed = float((_cheapest_bits(scaled)[table_of_block] * positions[None, :]).sum())
+    needed = float((scaled.cheapest_bits()[_tables_of_blocks(levels, shifts)] * positions).sum())
     if needed > 8 * len(payload) + STREAM_SLACK_BITS:
         raise BitstreamError(
             f"the payload of {len(payload)} bytes is too short for {shape} latents: corrupt or forged file"

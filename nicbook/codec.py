@@ -27,7 +27,6 @@ differently.
 from __future__ import annotations
 
 import json
-import math
 import struct
 import sys
 import zlib
@@ -39,6 +38,7 @@ from tqdm.auto import tqdm
 
 from nicbook import adaptive_coding, zoo
 from nicbook.data import IMAGE_SUFFIXES, as_rgb8, load_image, save_image, to_image, to_tensor
+from nicbook.entropy.rans import STREAM_SLACK_BITS
 from nicbook.errors import BitstreamError, NicbookError, UnsupportedFormatError
 from nicbook.metrics import bpp, psnr
 from nicbook.models import STRIDE, FactorizedPrior, weights_hash
@@ -212,14 +212,9 @@ def _check_payload_capacity(header: NicHeader, model: FactorizedPrior) -> None:
     Every symbol of channel ``c`` costs at least ``-log2(max frequency / 2**precision)`` bits, so a
     small payload cannot stand for a huge latent tensor; checked before anything is allocated.
     """
-    tables = model.entropy_model.tables
-    cheapest = [
-        tables.precision - math.log2(int(tables.table(channel).max()))
-        for channel in range(tables.num_tables)
-    ]
     _, latent_h, latent_w = header.latent_shape
-    needed = latent_h * latent_w * sum(cheapest)
-    if needed > 8 * header.payload_length + adaptive_coding.STREAM_SLACK_BITS:
+    needed = latent_h * latent_w * float(model.entropy_model.tables.cheapest_bits().sum())
+    if needed > 8 * header.payload_length + STREAM_SLACK_BITS:
         raise BitstreamError(
             f".nic header declares {header.latent_shape} latents, which need at least {needed:.0f} bits, "
             f"but the payload holds {8 * header.payload_length}: corrupt or forged header"
@@ -236,7 +231,6 @@ def decode_latents(
     if header.version == 1:
         _check_payload_capacity(header, model)
         return header, model.decompress_latents(payload, header.latent_shape), model
-    model.entropy_model.ensure_tables()
     symbols = adaptive_coding.decode(payload, header.latent_shape, model.entropy_model.tables)
     return header, symbols, model
 

@@ -41,6 +41,9 @@ MAX_LANES = 4096
 BITS_PER_LANE = 6400
 
 
+#: Bits a stream may hold beyond its symbols' information: lane count, lengths, final states. A
+#: payload shorter than its symbols' least possible information minus this is corrupt.
+STREAM_SLACK_BITS = 256
 #: Decoding looks symbols up in per-slot arrays (``2**precision`` entries per table: fast) for up to
 #: this many tables in one message, and by binary search over the tables' cumulative frequencies
 #: beyond it, where the per-slot arrays would take too much memory (an adaptive coder's table sets).
@@ -189,6 +192,11 @@ class FrequencyTables:
         values, tables = _message(values, table_indices, self)
         entry, _ = self._entries(values, tables)
         return entry - self.starts[tables]
+
+    def cheapest_bits(self) -> np.ndarray:
+        """Per table, the cost in bits of its most probable symbol: no value it codes costs less."""
+        largest = np.maximum.reduceat(self.frequencies, self.starts)
+        return self.precision - np.log2(largest.astype(np.float64))
 
     def information_bits(self, values: ArrayLike, table_indices: ArrayLike) -> np.ndarray:
         """Ideal cost ``-log2(freq / 2**precision)`` of each value under its integer table.
