@@ -3,21 +3,29 @@
 A factorized prior gives each latent channel one distribution, the same for every image and for
 every place in an image. Images differ: a channel may be busier in one photo than on average over
 the training set, and busier in foliage than in the sky. The encoder here measures that and tells
-the decoder in a few hundred bits. Each channel's distribution is stretched by a scale ``s_c``,
-and each block of 2×2 latent positions (32×32 pixels) multiplies the scales of all channels by a
-common factor ``a_b``; a latent is coded with the channel's table stretched by ``s_c · a_b``, on a
-grid of half-octave steps (:data:`SCALES`). Coding with a distribution matched to the data saves
-rate (chapter 2: the cost of a code is the cross-entropy); the scales are *side information*, the
-idea that the hyperprior of Ballé et al. (2018) learns with a second network, chosen here by search.
+the decoder in a few hundred to a few thousand bits. Each channel's distribution is stretched by a scale ``s_c``,
+and each square block of latent positions (16×16 or 32×32 pixels, whichever makes the smaller
+file) moves the scales of all channels by a common factor ``a_b``, each channel as strongly as
+its *gain* ``g_c`` says (``s_c · a_b ** g_c``: some channels follow the texture of a region, others
+ignore it). Scales and factors lie on a grid of half-octave steps (:data:`SCALES`). Coding with a
+distribution matched to the data saves rate (chapter 2: the cost of a code is the cross-entropy);
+the scales are *side information*, the idea that the hyperprior of Ballé et al. (2018) learns
+with a second network, chosen here by search.
 
 The stretched tables are derived from the model's integer tables alone, with exactly rounded
 arithmetic (no libm, no summation-order dependence), so encoder and decoder build the same tables
 on every machine.
+
+Payload layout: ``block side u8 | side length (uvarint) | side information | latents``; the side
+information is the channel levels, the channel gains and the block shifts, rANS-coded with fixed
+tables. Version 2 of the ``.nic`` format (still read, see :func:`decode_version_2`) had 32×32-pixel
+blocks, unit gains and no block-side byte.
 """
 
 from __future__ import annotations
 
 import weakref
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -27,7 +35,10 @@ from nicbook.entropy.pmf import quantize_pmf
 from nicbook.entropy.rans import STREAM_SLACK_BITS
 from nicbook.errors import BitstreamError
 
-__all__ = ["BLOCK", "MAX_SHIFT", "SCALES", "choose_scales", "decode", "encode", "scaled_tables"]
+__all__ = [
+    "BLOCK_SIDES", "GAINS", "MAX_SHIFT", "SCALES", "ScaleChoice", "choose_scales", "decode",
+    "decode_version_2", "encode", "scaled_tables",
+]  # fmt: skip
 
 #: The stretch factors, half an octave apart (literal values, so every machine uses the same ones).
 SCALES: tuple[float, ...] = (
@@ -35,25 +46,33 @@ SCALES: tuple[float, ...] = (
     1.4142135623730951, 2.0, 2.8284271247461903, 4.0, 5.656854249492381, 8.0,
 )  # fmt: skip
 UNIT = SCALES.index(1.0)
-#: Side of the square blocks of latent positions that share a scale factor.
-BLOCK = 2
-#: Largest step, in grid steps of :data:`SCALES`, a block's factor moves its channels' scales.
+#: Sides of the square blocks of latent positions that share a factor; the encoder tries each.
+BLOCK_SIDES = (1, 2)
+#: How strongly a channel follows its block's factor: ``GAINS[k] = k / 2``.
+GAINS: tuple[float, ...] = (0.0, 0.5, 1.0, 1.5, 2.0)
+UNIT_GAIN = GAINS.index(1.0)
+#: Largest step, in grid steps of :data:`SCALES`, a block's factor moves a unit-gain channel.
 MAX_SHIFT = 3
-#: How many times the encoder alternates between choosing channel scales and block factors.
+#: How many times the encoder alternates between channel levels, block shifts and channel gains.
 SEARCH_ROUNDS = 3
-#: Largest latent magnitude the encoder's search tallies exactly (larger ones count as this).
+#: Largest latent magnitude the encoder's search prices exactly (larger ones count as this).
 SEARCH_RANGE = 64
 #: Resolution of the encoder's search: prices of symbols in units of 1/PRICE_UNITS bit.
 PRICE_UNITS = 1024
 
 # Fixed tables of the side information, shaped after the choices made on held-out training photos:
-# channel levels (many channels are idle in a given image and take the smallest scale) and block
-# shifts (mostly at or below zero: the training patches were busier than an average block).
+# channel levels (many channels are idle in a given image and take the smallest scale), block
+# shifts (mostly at or below zero: the training patches were busier than an average block; one
+# table per block side) and channel gains.
 _LEVEL_WEIGHTS = (20, 0.1, 0.1, 3, 7, 8, 8, 6, 1.5, 0.2, 0.1, 0.1, 0.1)
-_SHIFT_WEIGHTS = (9, 15, 21, 30, 19, 5, 1)
+_SHIFT_WEIGHTS = (9, 15, 21, 30, 19, 5, 1)  # 32×32-pixel blocks; also version 2's table
+_SMALL_SHIFT_WEIGHTS = (15, 13, 16, 30, 20, 5, 1.3)  # 16×16-pixel blocks
+_GAIN_WEIGHTS = (39, 3, 40, 12, 7)
+_LEVEL_TABLE, _GAIN_TABLE = 0, 2
+_SHIFT_TABLE = {2: 1, 1: 3}  # block side -> table
 _SIDE_TABLES = FrequencyTables.from_pmfs(
-    [np.array(_LEVEL_WEIGHTS), np.array(_SHIFT_WEIGHTS)],
-    [0, -MAX_SHIFT],
+    [np.array(w) for w in (_LEVEL_WEIGHTS, _SHIFT_WEIGHTS, _GAIN_WEIGHTS, _SMALL_SHIFT_WEIGHTS)],
+    [0, -MAX_SHIFT, 0, -MAX_SHIFT],
     precision=12,
     escape_probability=2.0**-12,
 )
@@ -93,120 +112,199 @@ def scaled_tables(tables: FrequencyTables) -> FrequencyTables:
     return _CACHE[tables]
 
 
-def _block_of_positions(height: int, width: int) -> np.ndarray:
+@dataclass(frozen=True)
+class ScaleChoice:
+    """The side information of one image: which scaled table codes each latent.
+
+    ``levels`` ``(C,)``: each channel's scale, an index into :data:`SCALES`; ``gains`` ``(C,)``: each
+    channel's gain, an index into :data:`GAINS`; ``shifts`` ``(blocks,)``: each block's factor in
+    grid steps (``-MAX_SHIFT..MAX_SHIFT``), blocks of ``block × block`` latent positions row-major.
+    """
+
+    block: int
+    levels: np.ndarray
+    gains: np.ndarray
+    shifts: np.ndarray
+
+    def block_tables(self) -> np.ndarray:
+        """Scaled-table index (:func:`scaled_tables`) of every channel in every block, ``(C, blocks)``."""
+        moved = self.levels[:, None] + _level_offsets(self.gains[:, None], self.shifts[None, :])
+        return np.arange(self.levels.size)[:, None] * len(SCALES) + np.clip(moved, 0, len(SCALES) - 1)
+
+    def table_indices(self, shape: tuple[int, int, int]) -> np.ndarray:
+        """Scaled-table index of every latent of a ``(C, h, w)`` block in C order."""
+        _, height, width = shape
+        return self.block_tables()[:, _block_of_positions(height, width, self.block).ravel()].ravel()
+
+
+def _level_offsets(gains: np.ndarray, shifts: np.ndarray) -> np.ndarray:
+    """Grid steps a block shift moves channels of the given gain indices: ``round(GAINS[k] · shift)``,
+    halves rounded up, in integers."""
+    return (gains * shifts + 1) // 2
+
+
+def _block_of_positions(height: int, width: int, block: int) -> np.ndarray:
     """Block number of every latent position ``(height, width)``, row-major over the blocks."""
-    blocks_across = -(-width // BLOCK)
-    return (np.arange(height)[:, None] // BLOCK) * blocks_across + np.arange(width)[None, :] // BLOCK
+    blocks_across = -(-width // block)
+    return (np.arange(height)[:, None] // block) * blocks_across + np.arange(width)[None, :] // block
 
 
-def _tables_of_blocks(levels: np.ndarray, shifts: np.ndarray) -> np.ndarray:
-    """Scaled-table index of every channel in every block, ``(C, blocks)``."""
-    level = np.clip(levels[:, None] + shifts[None, :], 0, len(SCALES) - 1)
-    return np.arange(levels.size)[:, None] * len(SCALES) + level
+def _price_units(bits: np.ndarray) -> np.ndarray:
+    """Bits as integers in units of 1/PRICE_UNITS bit: sums of them are exact in any order."""
+    return np.round(bits * PRICE_UNITS).astype(np.int64)
 
 
-def table_indices(levels: np.ndarray, shifts: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
-    """Scaled-table index of every latent of a ``(C, h, w)`` block in C order."""
-    _, height, width = shape
-    return _tables_of_blocks(levels, shifts)[:, _block_of_positions(height, width).ravel()].ravel()
+def _side_prices(block: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What each channel level, channel gain and block shift costs in the side information (search units)."""
+    kinds = [(_LEVEL_TABLE, np.arange(len(SCALES))), (_GAIN_TABLE, np.arange(len(GAINS))),
+             (_SHIFT_TABLE[block], np.arange(-MAX_SHIFT, MAX_SHIFT + 1))]  # fmt: skip
+    prices = (_SIDE_TABLES.information_bits(values, np.full(values.size, table)) for table, values in kinds)
+    return tuple(_price_units(bits) for bits in prices)
 
 
-def _side_prices() -> tuple[np.ndarray, np.ndarray]:
-    """What each channel level and each block shift costs in the side information (search units)."""
-    levels = np.arange(len(SCALES))
-    shifts = np.arange(-MAX_SHIFT, MAX_SHIFT + 1)
-    prices = _SIDE_TABLES.information_bits(
-        np.concatenate([levels, shifts]), np.repeat([0, 1], [levels.size, shifts.size])
-    )
-    prices = np.round(prices * PRICE_UNITS).astype(np.int64)
-    return prices[: levels.size], prices[levels.size :]
+def _search(symbols: np.ndarray, prices: np.ndarray, block: int) -> tuple[ScaleChoice, int]:
+    """The cheapest :class:`ScaleChoice` with blocks of side ``block`` the search finds, and its cost
+    (latents and side information) in search units.
 
-
-def choose_scales(symbols: np.ndarray, tables: FrequencyTables) -> tuple[np.ndarray, np.ndarray]:
-    """Channel levels ``(C,)`` and block shifts ``(blocks,)`` that make the latents cheap to code.
-
-    Tallies each channel's symbols per block, prices every tally under every scaled table, then
-    alternates: the best level of each channel given the block shifts, the best shift of each block
-    given the levels. Any choice decodes correctly; the search only decides how small the file is.
+    ``prices`` is the price of every clipped value under every scaled table (:func:`_price_list`).
+    Starting from unit scales, it alternates: the best level of each channel given the rest, the
+    best shift of each block, the best gain of each channel. All sums are of integers, so the
+    choice does not depend on the order of summation (the number of threads).
     """
     channels, height, width = symbols.shape
-    scaled, steps = scaled_tables(tables), len(SCALES)
-    values = np.arange(-SEARCH_RANGE, SEARCH_RANGE + 1)
-    table_of = np.arange(channels * steps)
-    prices = scaled.information_bits(
-        np.tile(values, table_of.size), np.repeat(table_of, values.size)
-    ).reshape(channels, steps, values.size)
-    # Integer prices (1/1024 bit) make every sum below exact: the choice, and so the file, does not
-    # depend on the order of summation (the number of threads).
-    prices = np.round(prices * PRICE_UNITS).astype(np.int64)
-    block = _block_of_positions(height, width).ravel()
-    blocks = int(block.max()) + 1
-    bins = np.clip(symbols.reshape(channels, -1), -SEARCH_RANGE, SEARCH_RANGE) + SEARCH_RANGE
-    bits = np.empty((channels, blocks, steps), dtype=np.int32)  # (channel, block, level); sums are int64
-    for channel in range(channels):
-        tally = np.bincount(block * values.size + bins[channel], minlength=blocks * values.size)
-        bits[channel] = tally.reshape(blocks, values.size) @ prices[channel].T
-    shifts = np.zeros(blocks, dtype=np.int64)
+    steps, span = len(SCALES), 2 * SEARCH_RANGE + 1
+    clipped = np.clip(symbols.reshape(channels, -1), -SEARCH_RANGE, SEARCH_RANGE) + SEARCH_RANGE
+    rows = np.arange(channels)[:, None] * (steps * span) + clipped
+    price = prices.reshape(channels, steps, span)
+    position_block = _block_of_positions(height, width, block).ravel()
+    blocks = int(position_block.max()) + 1
+    level_price, gain_price, shift_price = _side_prices(block)
     moves = np.arange(-MAX_SHIFT, MAX_SHIFT + 1)
-    every_block = np.arange(blocks)
-    level_price, shift_price = _side_prices()
+
+    def tally(shifts: np.ndarray) -> np.ndarray:
+        """How often each channel has each value in blocks of each shift, ``(C, move, value)``."""
+        move_of_position = (shifts + MAX_SHIFT)[position_block]
+        keys = (np.arange(channels)[:, None] * moves.size + move_of_position) * span + clipped
+        counts = np.bincount(keys.ravel(), minlength=channels * moves.size * span)
+        return counts.reshape(channels, moves.size, span)
+
+    def channel_costs(counts: np.ndarray, levels: np.ndarray) -> np.ndarray:
+        """Cost of each channel ``(C, candidates)`` coded at ``levels[c, candidate, move]``."""
+        chosen = price[np.arange(channels)[:, None, None], np.clip(levels, 0, steps - 1)]
+        return np.einsum("csv,cxsv->cx", counts, chosen)
+
+    def block_costs(levels: np.ndarray) -> np.ndarray:
+        """Cost of each block ``(blocks,)`` when every channel is coded at ``levels[c]``."""
+        per_position = prices[rows + np.clip(levels, 0, steps - 1)[:, None] * span].sum(axis=0)
+        return np.bincount(position_block, weights=per_position, minlength=blocks)
+
+    gains = np.full(channels, UNIT_GAIN)
+    shifts = np.zeros(blocks, dtype=np.int64)
     for _ in range(SEARCH_ROUNDS):
-        shifted = np.clip(np.arange(steps)[:, None] + shifts[None, :], 0, steps - 1)  # (level, block)
-        cost = bits[:, every_block[None, :], shifted].sum(axis=2)  # (channel, level)
-        levels = (cost + level_price[None, :]).argmin(axis=1)
-        moved = np.clip(levels[:, None] + moves[None, :], 0, steps - 1)  # (channel, move)
-        cost = bits[np.arange(channels)[:, None, None], every_block[None, None, :], moved[:, :, None]]
-        shifts = moves[(cost.sum(axis=0) + shift_price[:, None]).argmin(axis=0)]
-    return levels.astype(np.int64), shifts
+        counts = tally(shifts)
+        offsets = _level_offsets(gains[:, None, None], moves)  # (C, 1, move)
+        levels = (channel_costs(counts, np.arange(steps)[:, None] + offsets) + level_price).argmin(axis=1)
+        cost = np.stack([block_costs(levels + _level_offsets(gains, move)) for move in moves])
+        shifts = moves[(cost + shift_price[:, None]).argmin(axis=0)]
+        counts = tally(shifts)
+        offsets = _level_offsets(np.arange(len(GAINS))[:, None], moves)  # (gain, move)
+        gains = (channel_costs(counts, levels[:, None, None] + offsets) + gain_price).argmin(axis=1)
+    final = levels[:, None, None] + _level_offsets(gains[:, None, None], moves)
+    latent_cost = int(channel_costs(counts, final).sum())
+    side_cost = level_price[levels].sum() + gain_price[gains].sum() + shift_price[shifts + MAX_SHIFT].sum()
+    return ScaleChoice(block, levels, gains, shifts), latent_cost + int(side_cost)
+
+
+def _price_list(tables: FrequencyTables) -> np.ndarray:
+    """Price (1/PRICE_UNITS bit) of every value ``-SEARCH_RANGE..SEARCH_RANGE`` under every scaled
+    table, flat in the order (channel, level, value)."""
+    scaled = scaled_tables(tables)
+    values = np.arange(-SEARCH_RANGE, SEARCH_RANGE + 1)
+    table_of = np.repeat(np.arange(scaled.num_tables), values.size)
+    return _price_units(scaled.information_bits(np.tile(values, scaled.num_tables), table_of))
+
+
+def choose_scales(symbols: np.ndarray, tables: FrequencyTables) -> ScaleChoice:
+    """The side information that makes the latents ``(C, h, w)`` cheap to code.
+
+    Searches with each block side of :data:`BLOCK_SIDES` and keeps the cheaper (the first of equal
+    cost). Any choice decodes correctly; the search only decides how small the file is.
+    """
+    prices = _price_list(tables)
+    found = [_search(symbols, prices, block) for block in BLOCK_SIDES]
+    return min(found, key=lambda candidate: candidate[1])[0]
+
+
+def _side_kinds(block: int, channels: int, blocks: int, with_gains: bool = True) -> np.ndarray:
+    """Side table of every side-information symbol: levels, gains (if any), then shifts."""
+    tables = [_LEVEL_TABLE, _GAIN_TABLE, _SHIFT_TABLE[block]]
+    counts = [channels, channels if with_gains else 0, blocks]
+    return np.repeat(tables, counts)
 
 
 def encode(symbols: np.ndarray, tables: FrequencyTables) -> bytes:
-    """Side information then the latents ``(C, h, w)``, rANS-coded with the chosen scaled tables."""
-    levels, shifts = choose_scales(symbols, tables)
+    """Block side, side information, then the latents ``(C, h, w)`` coded with the chosen scaled tables."""
+    choice = choose_scales(symbols, tables)
     side = rans_encode(
-        np.concatenate([levels, shifts]),
-        np.repeat([0, 1], [levels.size, shifts.size]),
+        np.concatenate([choice.levels, choice.gains, choice.shifts]),
+        _side_kinds(choice.block, choice.levels.size, choice.shifts.size),
         _SIDE_TABLES,
     )
-    latents = rans_encode(
-        symbols.reshape(-1), table_indices(levels, shifts, symbols.shape), scaled_tables(tables)
-    )
-    return encode_uvarint(len(side)) + side + latents
+    latents = rans_encode(symbols.reshape(-1), choice.table_indices(symbols.shape), scaled_tables(tables))
+    return bytes([choice.block]) + encode_uvarint(len(side)) + side + latents
 
 
 def decode(data: bytes, shape: tuple[int, int, int], tables: FrequencyTables) -> np.ndarray:
     """Inverse of :func:`encode`: the integer latents ``(C, h, w)``.
 
-    Raises :class:`~nicbook.errors.BitstreamError` for side information out of range or a payload
-    too short for the latents it claims (checked before they are decoded).
+    Raises :class:`~nicbook.errors.BitstreamError` for an unknown block side, side information out
+    of range or a payload too short for the latents it claims (checked before they are decoded).
     """
+    if not data or data[0] not in BLOCK_SIDES:
+        found = f"block side {data[0]}" if data else "an empty payload"
+        raise BitstreamError(f"{found} in the latent payload: corrupt file")
+    return _decode(data, 1, shape, tables, data[0], with_gains=True)
+
+
+def decode_version_2(data: bytes, shape: tuple[int, int, int], tables: FrequencyTables) -> np.ndarray:
+    """The latents of a version-2 payload: 32×32-pixel blocks, unit gains, no block-side byte."""
+    return _decode(data, 0, shape, tables, 2, with_gains=False)
+
+
+def _decode(
+    data: bytes,
+    position: int,
+    shape: tuple[int, int, int],
+    tables: FrequencyTables,
+    block: int,
+    with_gains: bool,
+) -> np.ndarray:
+    """The latents of a payload whose side information starts at ``position``."""
     channels, height, width = shape
     if channels != tables.num_tables:
         raise BitstreamError(f"{channels} latent channels but the model has {tables.num_tables} tables")
-    side_length, position = decode_uvarint(data)
+    side_length, position = decode_uvarint(data, position)
     if position + side_length > len(data):
         raise BitstreamError("truncated side information in the latent payload")
-    block = _block_of_positions(height, width)
-    blocks = int(block.max()) + 1
+    position_block = _block_of_positions(height, width, block)
+    blocks = int(position_block.max()) + 1
     try:
-        side = rans_decode(
-            data[position : position + side_length],
-            np.repeat([0, 1], [channels, blocks]),
-            _SIDE_TABLES,
-        )
+        kinds = _side_kinds(block, channels, blocks, with_gains)
+        side = rans_decode(data[position : position + side_length], kinds, _SIDE_TABLES)
     except BitstreamError as error:
         raise BitstreamError(f"corrupt side information in the latent payload ({error})") from None
-    levels, shifts = side[:channels], side[channels:]
-    in_range = 0 <= levels.min() and levels.max() < len(SCALES)
-    if not (in_range and -MAX_SHIFT <= shifts.min() and shifts.max() <= MAX_SHIFT):
+    levels, shifts = side[:channels], side[side.size - blocks :]
+    gains = side[channels : 2 * channels] if with_gains else np.full(channels, UNIT_GAIN)
+    in_range = [(levels, 0, len(SCALES) - 1), (gains, 0, len(GAINS) - 1), (shifts, -MAX_SHIFT, MAX_SHIFT)]
+    if not all(low <= values.min() and values.max() <= high for values, low, high in in_range):
         raise BitstreamError("side information out of range: corrupt latent payload")
+    choice = ScaleChoice(block, levels, gains, shifts)
     scaled = scaled_tables(tables)
     payload = data[position + side_length :]
-    positions = np.bincount(block.ravel(), minlength=blocks)
-    needed = float((scaled.cheapest_bits()[_tables_of_blocks(levels, shifts)] * positions).sum())
+    positions = np.bincount(position_block.ravel(), minlength=blocks)
+    needed = float((scaled.cheapest_bits()[choice.block_tables()] * positions).sum())
     if needed > 8 * len(payload) + STREAM_SLACK_BITS:
         raise BitstreamError(
             f"the payload of {len(payload)} bytes is too short for {shape} latents: corrupt or forged file"
         )
-    values = rans_decode(payload, table_indices(levels, shifts, shape), scaled)
-    return values.reshape(shape)
+    return rans_decode(payload, choice.table_indices(shape), scaled).reshape(shape)

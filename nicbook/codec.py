@@ -6,9 +6,10 @@ Layout (integers big-endian)::
     | weights hash (8 bytes) | height u32 | width u32 | channels u16 | latent height u16
     | latent width u16 | payload length u32 | payload | CRC-32 of everything before, u32
 
-The payload of version 2 (written by default) is the per-image scales and the latents coded with
-the matching stretched tables (:mod:`nicbook.adaptive_coding`); that of version 1 (``adaptive=False``,
-still read) is the latents coded with the model's own tables.
+The payload of version 3 (written by default) is the per-image scales and the latents coded with
+the matching stretched tables (:mod:`nicbook.adaptive_coding`); that of version 1 (``adaptive=False``)
+is the latents coded with the model's own tables. Version 2, the per-image scales of an earlier
+release (32×32-pixel blocks only, no channel gains), is still read.
 
 The weights hash (:func:`nicbook.models.weights_hash`) covers the weights and the coding tables,
 so decoding with any other model is refused instead of producing garbage. Images of any size are
@@ -59,9 +60,9 @@ __all__ = [
 ]
 
 MAGIC = b"\x89NIC"
-FORMAT_VERSION = 2
-#: Versions the decoder reads: 1 codes the latents with the model's tables, 2 with per-image scales.
-READABLE_VERSIONS = (1, 2)
+FORMAT_VERSION = 3
+#: Versions the decoder reads: 1 codes the latents with the model's tables, 2 and 3 with per-image scales.
+READABLE_VERSIONS = (1, 2, 3)
 #: Largest image a file may declare (pixels): bounds the decoder's memory for forged headers.
 MAX_PIXELS = 1 << 26
 _FIXED = struct.Struct(">8sIIHHHI")  # hash, height, width, channels, latent h, latent w, payload length
@@ -111,7 +112,7 @@ def compress(image: np.ndarray, model: FactorizedPrior, adaptive: bool = True) -
     """Encode an ``(H, W, 3)`` uint8 image (any size) with ``model`` into ``.nic`` bytes.
 
     ``adaptive`` (the default) sends per-image scales of the latent distributions and codes with
-    them (format version 2, smaller files); ``False`` codes with the model's tables as they are
+    them (format version 3, smaller files); ``False`` codes with the model's tables as they are
     (version 1), whose size the model's rate estimate predicts.
     """
     model = _check_model(model)
@@ -231,8 +232,8 @@ def decode_latents(
     if header.version == 1:
         _check_payload_capacity(header, model)
         return header, model.decompress_latents(payload, header.latent_shape), model
-    symbols = adaptive_coding.decode(payload, header.latent_shape, model.entropy_model.tables)
-    return header, symbols, model
+    decode = adaptive_coding.decode if header.version == 3 else adaptive_coding.decode_version_2
+    return header, decode(payload, header.latent_shape, model.entropy_model.tables), model
 
 
 def reconstruct(header: NicHeader, symbols: np.ndarray, model: FactorizedPrior) -> np.ndarray:

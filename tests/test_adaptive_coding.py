@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from nicbook import adaptive_coding
-from nicbook.adaptive_coding import BLOCK, SCALES, UNIT, choose_scales, decode, encode, scaled_tables
+from nicbook.adaptive_coding import SCALES, UNIT, choose_scales, decode, encode, scaled_tables
 from nicbook.entropy import FrequencyTables, rans_encode
 from nicbook.entropy.bits import encode_uvarint
 from nicbook.errors import BitstreamError
@@ -45,9 +45,9 @@ def test_the_search_picks_narrow_tables_for_quiet_latents_and_wide_ones_for_busy
     tables = laplace_tables((3.0, 3.0))
     busy = np.round(rng.laplace(0, 20, (16, 16))).astype(np.int64)
     symbols = np.stack([np.zeros((16, 16), np.int64), busy])
-    levels, shifts = choose_scales(symbols, tables)
-    assert levels[0] < UNIT < levels[1]
-    assert shifts.shape == ((-(-16 // BLOCK)) ** 2,)
+    choice = choose_scales(symbols, tables)
+    assert choice.levels[0] < UNIT < choice.levels[1]
+    assert choice.shifts.shape == ((-(-16 // choice.block)) ** 2,)
 
 
 def test_a_busy_region_gets_a_larger_block_scale_than_a_quiet_one():
@@ -55,10 +55,30 @@ def test_a_busy_region_gets_a_larger_block_scale_than_a_quiet_one():
     tables = laplace_tables((2.0,) * 6)
     symbols = np.round(rng.laplace(0, 0.3, (6, 8, 16))).astype(np.int64)
     symbols[:, :, 8:] = np.round(rng.laplace(0, 12, (6, 8, 8)))
-    _, shifts = choose_scales(symbols, tables)
-    blocks = shifts.reshape(-(-8 // BLOCK), -1)  # 8×16 latent positions in BLOCK×BLOCK blocks
+    choice = choose_scales(symbols, tables)
+    blocks = choice.shifts.reshape(-(-8 // choice.block), -1)  # 8×16 latent positions in blocks
     half = blocks.shape[1] // 2
     assert blocks[:, half:].min() > blocks[:, :half].max()
+
+
+def test_channels_that_ignore_the_regions_get_a_smaller_gain_than_those_that_follow_them():
+    rng = np.random.default_rng(3)
+    tables = laplace_tables((2.0,) * 6)
+    symbols = np.round(rng.laplace(0, 0.3, (6, 16, 16))).astype(np.int64)
+    symbols[:4, :, 8:] = np.round(rng.laplace(0, 12, (4, 16, 8)))  # these four follow the regions
+    symbols[4:] = np.round(rng.laplace(0, 4, (2, 16, 16)))  # these two are alike everywhere
+    choice = choose_scales(symbols, tables)
+    assert choice.gains[4:].max() < choice.gains[:4].min()
+
+
+def test_the_encoder_takes_small_blocks_only_when_they_pay_for_their_side_information():
+    rng = np.random.default_rng(4)
+    tables = laplace_tables((2.0,) * 8)
+    alike = np.round(rng.laplace(0, 2, (8, 16, 16))).astype(np.int64)
+    assert choose_scales(alike, tables).block == 2
+    width = np.where((np.arange(16)[:, None] + np.arange(16)[None, :]) % 2 == 0, 0.2, 20.0)
+    checkered = np.round(rng.laplace(0, 1, (8, 16, 16)) * width).astype(np.int64)
+    assert choose_scales(checkered, tables).block == 1
 
 
 @pytest.mark.parametrize("shape", [(4, 1, 1), (4, 5, 7), (4, 9, 13)])
@@ -74,32 +94,36 @@ def test_round_trips_exactly_with_escapes_and_beats_the_fixed_tables(shape):
         assert len(data) < len(rans_encode(symbols.ravel(), channels, tables))
 
 
+def forged_payload(levels, gains, shifts, block=2, latent_bytes=64):
+    """A payload whose side information says what the test wants, followed by zero bytes."""
+    kinds = adaptive_coding._side_kinds(block, len(levels), len(shifts))
+    side = rans_encode(np.concatenate([levels, gains, shifts]), kinds, adaptive_coding._SIDE_TABLES)
+    return bytes([block]) + encode_uvarint(len(side)) + side + b"\0" * latent_bytes
+
+
 def test_broken_side_information_and_short_payloads_raise_clear_errors():
     tables = laplace_tables()
     shape = (4, 8, 8)
-    symbols = np.zeros(shape, np.int64)
-    data = encode(symbols, tables)
+    data = encode(np.zeros(shape, np.int64), tables)
     with pytest.raises(BitstreamError, match="truncated side information"):
-        decode(encode_uvarint(len(data) + 10) + data, shape, tables)
+        decode(data[:1] + encode_uvarint(len(data) + 10) + data[1:], shape, tables)
+    with pytest.raises(BitstreamError, match="block side 7"):
+        decode(bytes([7]) + data[1:], shape, tables)
+    with pytest.raises(BitstreamError, match="empty payload"):
+        decode(b"", shape, tables)
     with pytest.raises(BitstreamError, match="side information"):
-        decode(data[:1] + bytes([data[1] ^ 0xFF]) + data[2:], shape, tables)
+        decode(data[:2] + bytes([data[2] ^ 0xFF]) + data[3:], shape, tables)
     with pytest.raises(BitstreamError, match="tables"):
         decode(data, (5, 8, 8), tables)
-    # Levels outside the grid (coded through the side tables' escape) are refused.
-    blocks = (-(-8 // BLOCK)) ** 2
-    side = rans_encode(
-        np.array([0, 0, 0, 99] + [0] * blocks), np.repeat([0, 1], [4, blocks]), adaptive_coding._SIDE_TABLES
-    )
-    with pytest.raises(BitstreamError, match="out of range"):
-        decode(encode_uvarint(len(side)) + side + b"\0" * 64, shape, tables)
+    # Levels, gains or shifts outside their grids (coded through the side tables' escape) are refused.
+    blocks = [0] * (-(-8 // 2)) ** 2
+    for levels, gains in [([0, 0, 0, 99], [2] * 4), ([6] * 4, [2, 2, 9, 2])]:
+        with pytest.raises(BitstreamError, match="out of range"):
+            decode(forged_payload(levels, gains, blocks), shape, tables)
     # A payload far too short for the latents it declares fails before they are decoded.
     big = (4, 64, 64)
-    blocks = (-(-64 // BLOCK)) ** 2
-    side = rans_encode(
-        np.array([12] * 4 + [0] * blocks), np.repeat([0, 1], [4, blocks]), adaptive_coding._SIDE_TABLES
-    )
     with pytest.raises(BitstreamError, match="too short"):
-        decode(encode_uvarint(len(side)) + side + b"\0" * 64, big, tables)
+        decode(forged_payload([12] * 4, [2] * 4, [0] * 32**2), big, tables)
 
 
 def test_stretched_tables_are_built_from_integers_alone():

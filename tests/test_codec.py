@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tracemalloc
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -29,6 +30,9 @@ from nicbook.errors import (
 from nicbook.models import FactorizedPrior
 from nicbook.metrics import psnr
 from nicbook.train import TrainConfig, fit, save_checkpoint
+
+
+DATA = Path(__file__).parent / "data"
 
 
 def make_model(seed: int = 0, M: int = 12, N: int = 8) -> FactorizedPrior:
@@ -100,7 +104,7 @@ def test_header_fields(model, encoded, static_encoded):
     header = read_header(encoded)
     assert encoded.startswith(MAGIC) and header.model == model.name
     assert header.file_size == len(encoded)
-    assert (header.version, read_header(static_encoded).version) == (2, 1)
+    assert (header.version, read_header(static_encoded).version) == (3, 1)
 
 
 def test_both_versions_hold_the_same_latents_and_image(model, encoded, static_encoded):
@@ -117,6 +121,18 @@ def test_per_image_scales_make_a_shipped_model_s_files_smaller():
     assert len(adaptive) < 0.97 * len(static)
     assert np.array_equal(decompress(adaptive, model), decompress(static, model))
 
+
+
+def test_files_of_the_previous_release_still_decode():
+    """Version-2 and version-1 files of one crop, written by the release before version 3: both
+    hold the same latents, and re-encoding the decoded latents gives the version-1 file again."""
+    model = zoo.load("factorized", quality=2)
+    files = {v: (DATA / f"sample-q2-version{v}.nic").read_bytes() for v in (1, 2)}
+    (header_2, latents_2, _), (header_1, latents_1, _) = (decode_latents(files[v], model) for v in (2, 1))
+    assert (header_2.version, header_1.version) == (2, 1)
+    assert np.array_equal(latents_2, latents_1)
+    assert model.compress_latents(latents_1) == files[1][header_1.payload_offset : -4]
+    assert np.array_equal(decompress(files[2], model), decompress(files[1], model))
 
 @pytest.mark.parametrize(
     ("mutate", "error", "message"),

@@ -8,9 +8,11 @@ models at a tenth of the learning rate on 128×128 patches (two per batch: as ma
 as before), which suits full-size photos better than the small patches that made the early steps
 cheap; a polish round ends at a tenth of its learning rate, and each further round restarts from
 the last one at the full polish rate (a warm restart). Every run resumes from its checkpoint when
-the command is run again, so the recipe can be spread over several sittings. The last round's runs
-(``runs/factorized-qN-polish2`` for two rounds) are exported into the package with
-``python -m nicbook export`` (see ``training/README.md``).
+the command is run again, so the recipe can be spread over several sittings. Last, the models at
+the top of the ladder (:data:`LONG_TUNED`), whose transforms moved least from the base model's,
+get a long fine-tune at the full learning rate on small patches, one per core. The last run of
+each quality (``runs/factorized-qN-polish2``, or ``runs/factorized-qN-long`` for those) is
+exported into the package with ``python -m nicbook export`` (see ``training/README.md``).
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ CHAINS = ((4, 5, 6, 7), (3, 2, 1, 0))
 COMMON = ["--quantization", "mixed", "--no-progress"]
 SMALL_PATCHES = ["--patch-size", "64", "--batch-size", "8"]
 POLISH = ["--patch-size", "128", "--batch-size", "2", "--lr", "1e-5"]  # 2 × 128² = 8 × 64² pixels a step
+#: Qualities that get a long fine-tune after their polish rounds.
+LONG_TUNED = (6, 7)
 
 
 def train(out: Path, quality: int, steps: int, extra: list[str], threads: int) -> None:
@@ -68,6 +72,7 @@ def main() -> None:
     parser.add_argument("--tune-steps", type=int, default=3_000, help="steps of every fine-tune")
     parser.add_argument("--polish-steps", type=int, default=5_000, help="steps of every polish round")
     parser.add_argument("--polish-rounds", type=int, default=2, help="polish rounds per quality")
+    parser.add_argument("--long-steps", type=int, default=12_000, help="steps of every long fine-tune")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per chain")
     args = parser.parse_args()
     train(args.runs / "factorized-base", BASE_QUALITY, args.base_steps, SMALL_PATCHES, 2 * args.threads)
@@ -76,6 +81,13 @@ def main() -> None:
                                args.polish_rounds, args.threads)
                   for chain in CHAINS]  # fmt: skip
         for done in chains:
+            done.result()
+    with ThreadPoolExecutor(len(LONG_TUNED)) as pool:
+        long_tunes = [pool.submit(fine_tune, args.runs / f"factorized-q{quality}-long",
+                                  run_after(args.runs, quality, args.polish_rounds), quality, args.long_steps,
+                                  SMALL_PATCHES, args.threads)
+                      for quality in LONG_TUNED]  # fmt: skip
+        for done in long_tunes:
             done.result()
 
 
