@@ -200,8 +200,8 @@ def _search(symbols: np.ndarray, prices: np.ndarray, block: int) -> tuple[ScaleC
 
     gains = np.full(channels, UNIT_GAIN)
     shifts = np.zeros(blocks, dtype=np.int64)
+    counts = tally(shifts)
     for _ in range(SEARCH_ROUNDS):
-        counts = tally(shifts)
         offsets = _level_offsets(gains[:, None, None], moves)  # (C, 1, move)
         levels = (channel_costs(counts, np.arange(steps)[:, None] + offsets) + level_price).argmin(axis=1)
         cost = np.stack([block_costs(levels + _level_offsets(gains, move)) for move in moves])
