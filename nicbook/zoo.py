@@ -44,13 +44,13 @@ __all__ = [
 ]
 
 #: Architecture -> quality -> training configuration. The λ values are the factorized-prior
-#: ladder of the literature (MSE on the 0–255 scale, qualities 1–7) and one rung below it
+#: ladder of the literature (MSE on the 0–255 scale, qualities 1–8) and one rung below it
 #: (quality 0) for rates near 0.1 bpp; N=128, M=192 at every quality keeps the models small
 #: enough to train on a CPU.
 CONFIGURATIONS: dict[str, dict[int, dict]] = {
     "factorized": {
         quality: {"lmbda": lmbda, "N": 128, "M": 192}
-        for quality, lmbda in enumerate((0.0009, 0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932))
+        for quality, lmbda in enumerate((0.0009, 0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800))
     }
 }
 _MANIFEST = "manifest.json"

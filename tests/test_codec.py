@@ -256,7 +256,7 @@ def test_zoo_lists_configurations_and_explains_missing_weights(tmp_path):
     assert entries[1]["lmbda"] == 0.0018 and not any(entry["shipped"] for entry in entries)
     with pytest.raises(DataNotFoundError, match="not shipped"):
         zoo.load("factorized", 4, folder=tmp_path)
-    with pytest.raises(NicbookError, match="qualities 0..7"):
+    with pytest.raises(NicbookError, match="qualities 0..8"):
         zoo.load("factorized", 9)
     with pytest.raises(NicbookError, match="unknown model"):
         zoo.load("hyperprior", 1)

@@ -20,13 +20,13 @@ def test_a_family_of_at_least_five_factorized_models_is_shipped():
 
 
 def test_released_points_climb_with_quality_from_low_to_high_rates():
-    """Each quality step buys both bits and PSNR, and the ladder spans about 0.1 to over 1.1 bpp
+    """Each quality step buys both bits and PSNR, and the ladder spans about 0.1 to over 1.35 bpp
     (the rates of files written with per-image scales, the default)."""
     entries = sorted((e for e in SHIPPED if e["architecture"] == "factorized"), key=lambda e: e["quality"])
     rates = [entry["kodak"]["bpp"] for entry in entries]
     psnrs = [entry["kodak"]["psnr"] for entry in entries]
     assert rates == sorted(set(rates)) and psnrs == sorted(set(psnrs)), (rates, psnrs)
-    assert rates[0] < 0.15 and rates[-1] > 1.1, rates
+    assert rates[0] < 0.15 and rates[-1] > 1.35, rates
 
 
 @pytest.mark.parametrize("entry", SHIPPED, ids=[entry["name"] for entry in SHIPPED])

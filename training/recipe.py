@@ -8,11 +8,13 @@ models at a tenth of the learning rate on 128×128 patches (two per batch: as ma
 as before), which suits full-size photos better than the small patches that made the early steps
 cheap; a polish round ends at a tenth of its learning rate, and each further round restarts from
 the last one at the full polish rate (a warm restart). Every run resumes from its checkpoint when
-the command is run again, so the recipe can be spread over several sittings. Last, the models at
-the top of the ladder (:data:`LONG_TUNED`), whose transforms moved least from the base model's,
-get a long fine-tune at the full learning rate on small patches, one per core. The last run of
-each quality (``runs/factorized-qN-polish2``, or ``runs/factorized-qN-long`` for those) is
-exported into the package with ``python -m nicbook export`` (see ``training/README.md``).
+the command is run again, so the recipe can be spread over several sittings. Last, the upper
+half of the ladder (:data:`LONG_TUNED`), where more training still lowered the loss on held-out
+photos, gets a long fine-tune at the full learning rate on small patches, two at a time, and the
+top rung (:data:`TOP_QUALITY`, twice quality 7's λ) is fine-tuned from quality 7's long run. The
+last run of each quality (``runs/factorized-qN-polish2``, ``runs/factorized-qN-long`` for the
+long-tuned ones, ``runs/factorized-q8`` for the top) is exported into the package with
+``python -m nicbook export`` (see ``training/README.md``).
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ COMMON = ["--quantization", "mixed", "--no-progress"]
 SMALL_PATCHES = ["--patch-size", "64", "--batch-size", "8"]
 POLISH = ["--patch-size", "128", "--batch-size", "2", "--lr", "1e-5"]  # 2 × 128² = 8 × 64² pixels a step
 #: Qualities that get a long fine-tune after their polish rounds.
-LONG_TUNED = (6, 7)
+LONG_TUNED = (4, 5, 6, 7)
+#: The top rung of the ladder, fine-tuned from the long run of the quality below it.
+TOP_QUALITY = 8
 
 
 def train(out: Path, quality: int, steps: int, extra: list[str], threads: int) -> None:
@@ -73,6 +77,7 @@ def main() -> None:
     parser.add_argument("--polish-steps", type=int, default=5_000, help="steps of every polish round")
     parser.add_argument("--polish-rounds", type=int, default=2, help="polish rounds per quality")
     parser.add_argument("--long-steps", type=int, default=12_000, help="steps of every long fine-tune")
+    parser.add_argument("--top-steps", type=int, default=6_000, help="steps of the top rung's fine-tune")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per chain")
     args = parser.parse_args()
     train(args.runs / "factorized-base", BASE_QUALITY, args.base_steps, SMALL_PATCHES, 2 * args.threads)
@@ -82,13 +87,15 @@ def main() -> None:
                   for chain in CHAINS]  # fmt: skip
         for done in chains:
             done.result()
-    with ThreadPoolExecutor(len(LONG_TUNED)) as pool:
+    with ThreadPoolExecutor(len(CHAINS)) as pool:
         long_tunes = [pool.submit(fine_tune, args.runs / f"factorized-q{quality}-long",
                                   run_after(args.runs, quality, args.polish_rounds), quality, args.long_steps,
                                   SMALL_PATCHES, args.threads)
                       for quality in LONG_TUNED]  # fmt: skip
         for done in long_tunes:
             done.result()
+    top, below = args.runs / f"factorized-q{TOP_QUALITY}", args.runs / f"factorized-q{TOP_QUALITY - 1}-long"
+    fine_tune(top, below, TOP_QUALITY, args.top_steps, SMALL_PATCHES, args.threads)
 
 
 if __name__ == "__main__":
