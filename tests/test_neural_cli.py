@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from nicbook import cli
+from nicbook import cli, zoo
 from nicbook.data import load_image, sample_image, save_image
 from nicbook.models import FactorizedPrior
 from nicbook.train import save_checkpoint
@@ -98,7 +98,8 @@ def test_models_lists_the_zoo(capsys):
     status, out, _ = run(capsys, "models")
     assert status == 0 and "factorized-q1" in out and "not shipped" in out
     status, out, _ = run(capsys, "models", "--json")
-    assert status == 0 and len(json.loads(out)) == 8
+    configured = [zoo.model_name("factorized", quality) for quality in zoo.CONFIGURATIONS["factorized"]]
+    assert status == 0 and [entry["name"] for entry in json.loads(out)] == configured
 
 
 def test_train_then_resume_then_eval(capsys, tmp_path):
