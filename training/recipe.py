@@ -58,6 +58,11 @@ def run_after(runs: Path, quality: int, polish_rounds: int) -> Path:
     return runs / f"factorized-q{quality}{suffix}"
 
 
+def long_run(runs: Path, quality: int) -> Path:
+    """The long fine-tune of a quality of :data:`LONG_TUNED`."""
+    return runs / f"factorized-q{quality}-long"
+
+
 def run_chain(runs: Path, chain: tuple[int, ...], steps: int, polish_steps: int, rounds: int,
               threads: int) -> None:  # fmt: skip
     tuned = [run_after(runs, quality, 0) for quality in chain]
@@ -88,13 +93,13 @@ def main() -> None:
         for done in chains:
             done.result()
     with ThreadPoolExecutor(len(CHAINS)) as pool:
-        long_tunes = [pool.submit(fine_tune, args.runs / f"factorized-q{quality}-long",
+        long_tunes = [pool.submit(fine_tune, long_run(args.runs, quality),
                                   run_after(args.runs, quality, args.polish_rounds), quality, args.long_steps,
                                   SMALL_PATCHES, args.threads)
                       for quality in LONG_TUNED]  # fmt: skip
         for done in long_tunes:
             done.result()
-    top, below = args.runs / f"factorized-q{TOP_QUALITY}", args.runs / f"factorized-q{TOP_QUALITY - 1}-long"
+    top, below = run_after(args.runs, TOP_QUALITY, 0), long_run(args.runs, TOP_QUALITY - 1)
     fine_tune(top, below, TOP_QUALITY, args.top_steps, SMALL_PATCHES, args.threads)
 
 
