@@ -5,17 +5,19 @@ per-image scales, the default, and with the models' own tables), nicbook's JPEG
 (4:2:0), nicbook's KLT block coder (basis learned on the training photos, never on DIR), and Pillow's
 JPEG 4:2:0, WebP, JPEG 2000 (OpenJPEG, irreversible, colour transform) and AVIF: the RD points
 (bpp from the real file sizes, mean RGB PSNR over the images) and the Bjøntegaard delta rate of each
-against Pillow's JPEG 4:2:0 and against Pillow's WebP. Writes an RD plot (``--plot``) and, with
+against Pillow's JPEG 4:2:0 and against Pillow's WebP. ``--refine-steps N`` adds the neural
+codec with its encoder refining each image's latents (:mod:`nicbook.refinement`). Writes an RD plot (``--plot``) and, with
 ``--json``, prints as its last line ``{"codecs": {name: [[bpp, psnr], ...]}, "bd_rate_vs_jpeg":
 {name: percent or null}, "bd_rate_vs_webp": {...}}`` (the last only where Pillow has WebP).
 
-    python benchmarks/rd.py $NICBOOK_DATA/kodak [--images N] [--checkpoint PATH ...] [--json]
+    python benchmarks/rd.py $NICBOOK_DATA/kodak [--images N] [--checkpoint PATH ...] [--refine-steps N] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +29,7 @@ from nicbook.blockcoder import training_klt_coder
 from nicbook.data import IMAGE_SUFFIXES, load_image
 from nicbook.pillow_codecs import CODECS, available_codecs
 from nicbook.pillow_codecs import rd_curve as pillow_rd_curve
+from nicbook.refinement import LatentRefinement
 from nicbook.train import load_checkpoint, model_from_checkpoint
 
 JPEG_QUALITIES = (5, 10, 20, 30, 50, 75, 90, 95)
@@ -34,30 +37,46 @@ KLT_STEPS = (4.0, 7.0, 12.0, 20.0, 32.0, 50.0)
 REFERENCE = "JPEG"
 ADAPTIVE = "nicbook (factorized)"
 STATIC = "nicbook (factorized, model tables)"
+REFINED = "nicbook (factorized, refined encoder)"
 PEER = "WebP"  # the second yardstick: the codec a learned one should beat first
 
 
 def neural_points(
-    images: list[np.ndarray], checkpoints: list[Path]
+    images: list[np.ndarray], checkpoints: list[Path], refine_steps: int = 0
 ) -> dict[str, list[tuple[float, float]]]:
-    """RD points of every shipped zoo model and every checkpoint, sorted by rate, twice: files
-    with per-image scales (the default) and with the models' own tables. Both code the same
-    latents, so they decode to the same image (``tests/test_codec.py`` checks it), whose PSNR is
-    measured once."""
-    models = [zoo.load(entry["architecture"], entry["quality"]) for entry in zoo.shipped()]
-    models += [model_from_checkpoint(load_checkpoint(path)) for path in checkpoints]
-    points: dict[str, list[tuple[float, float]]] = {ADAPTIVE: [], STATIC: []}
-    for model in tqdm(models, desc="nicbook neural codec"):
-        sizes = {ADAPTIVE: [], STATIC: []}
-        qualities = []
+    """RD points of every shipped zoo model and every checkpoint, sorted by rate: files with
+    per-image scales (the default) and with the models' own tables, and, when ``refine_steps`` is
+    positive, default files whose latents the encoder refined (:mod:`nicbook.refinement`). The
+    first two code the same latents, so they decode to the same image (``tests/test_codec.py``
+    checks it), whose PSNR is measured once."""
+    models = [(zoo.load(entry["architecture"], entry["quality"]), entry["lmbda"]) for entry in zoo.shipped()]
+    for path in checkpoints:
+        state = load_checkpoint(path)
+        models.append((model_from_checkpoint(state), state["train_config"]["lmbda"]))
+    names = [ADAPTIVE, STATIC] + ([REFINED] if refine_steps else [])
+    points: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
+    refine_seconds = []
+    for model, lmbda in tqdm(models, desc="nicbook neural codec"):
+        sizes = {name: [] for name in names}
+        qualities = {ADAPTIVE: [], REFINED: []}
+        refinement = LatentRefinement(lmbda, refine_steps)
         for image in images:
             data = codec.compress(image, model)
             static = codec.compress(image, model, adaptive=False)
             sizes[ADAPTIVE].append(metrics.bpp(data, image.shape))
             sizes[STATIC].append(metrics.bpp(static, image.shape))
-            qualities.append(metrics.psnr(image, codec.decompress(data, model)))
+            qualities[ADAPTIVE].append(metrics.psnr(image, codec.decompress(data, model)))
+            if refine_steps:
+                start = time.perf_counter()
+                refined = codec.compress(image, model, refinement=refinement)
+                refine_seconds.append(time.perf_counter() - start)
+                sizes[REFINED].append(metrics.bpp(refined, image.shape))
+                qualities[REFINED].append(metrics.psnr(image, codec.decompress(refined, model)))
         for name, rates in sizes.items():
-            points[name].append((float(np.mean(rates)), float(np.mean(qualities))))
+            psnrs = qualities[REFINED if name == REFINED else ADAPTIVE]
+            points[name].append((float(np.mean(rates)), float(np.mean(psnrs))))
+    if refine_seconds:
+        print(f"refined encoder ({refine_steps} steps): {np.mean(refine_seconds):.1f} s per image on average")
     return {name: sorted(curve) for name, curve in points.items()}
 
 
@@ -82,6 +101,10 @@ def main() -> None:
     parser.add_argument("folder", type=Path, help="folder of evaluation images (Kodak)")
     parser.add_argument("--images", type=int, default=None, help="use only the first N images")
     parser.add_argument("--checkpoint", type=Path, action="append", default=[], help="also measure this model")
+    parser.add_argument(
+        "--refine-steps", type=int, default=0,
+        help="also measure the neural codec with this many steps of latent refinement (slow: about a second per step and image)",
+    )  # fmt: skip
     parser.add_argument("--klt-photos", type=int, default=200, help="training photos the KLT is learned on")
     parser.add_argument("--plot", type=Path, default=Path("rd.png"), help="where to write the RD plot")
     parser.add_argument("--json", action="store_true", help="last line: one JSON object")
@@ -103,7 +126,7 @@ def main() -> None:
     klt, source = training_klt_coder(args.klt_photos)
     print(f"KLT learned on {source}")
     curves["KLT coder"] = block_rd_curve(klt, images, KLT_STEPS, progress=True)
-    neural = neural_points(images, args.checkpoint)
+    neural = neural_points(images, args.checkpoint, args.refine_steps)
     if neural[ADAPTIVE]:
         for name, points in neural.items():
             curves[name] = (np.array([p[0] for p in points]), np.array([p[1] for p in points]))
@@ -124,7 +147,7 @@ def main() -> None:
     headers = [f"BD-rate vs {reference} (%)" for reference in references]
     print(plot.markdown_table(rows, ["codec", "bpp/PSNR points", *headers], 2))
     ax = plot.rd_plot(curves, title=f"{len(images)} images of {args.folder.name}")
-    ax.legend(frameon=False, loc="center left", bbox_to_anchor=(1, 0.5))  # eight curves: beside the axes
+    ax.legend(frameon=False, loc="center left", bbox_to_anchor=(1, 0.5))  # many curves: beside the axes
     ax.figure.savefig(args.plot, bbox_inches="tight")
     print(f"plot: {args.plot}")
     if args.json:

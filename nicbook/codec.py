@@ -43,6 +43,7 @@ from nicbook.entropy.rans import STREAM_SLACK_BITS
 from nicbook.errors import BitstreamError, NicbookError, UnsupportedFormatError
 from nicbook.metrics import bpp, psnr
 from nicbook.models import STRIDE, FactorizedPrior, weights_hash
+from nicbook.refinement import LatentRefinement
 from nicbook.train import resolve_device
 
 __all__ = [
@@ -108,12 +109,20 @@ def _check_model(model) -> FactorizedPrior:
     return model
 
 
-def compress(image: np.ndarray, model: FactorizedPrior, adaptive: bool = True) -> bytes:
+def compress(
+    image: np.ndarray,
+    model: FactorizedPrior,
+    adaptive: bool = True,
+    refinement: LatentRefinement | None = None,
+    progress: bool = False,
+) -> bytes:
     """Encode an ``(H, W, 3)`` uint8 image (any size) with ``model`` into ``.nic`` bytes.
 
     ``adaptive`` (the default) sends per-image scales of the latent distributions and codes with
     them (format version 3, smaller files); ``False`` codes with the model's tables as they are
-    (version 1), whose size the model's rate estimate predicts.
+    (version 1), whose size the model's rate estimate predicts. ``refinement`` searches for better
+    latents for this image before coding them (:mod:`nicbook.refinement`: slower, smaller for the
+    same quality; ``progress`` shows a bar for it); the decoder is the same either way.
     """
     model = _check_model(model)
     image = as_rgb8(image)
@@ -123,7 +132,11 @@ def compress(image: np.ndarray, model: FactorizedPrior, adaptive: bool = True) -
             f"image of {width}×{height} pixels is larger than the .nic limit of {MAX_PIXELS} pixels"
         )
     device = model.entropy_model.medians.device
-    symbols = model.latent_symbols(to_tensor(_pad_to_stride(image), device))
+    x = to_tensor(_pad_to_stride(image), device)
+    if refinement is None:
+        symbols = model.latent_symbols(x)
+    else:
+        symbols = refinement.symbols(model, x, (height, width), progress)
     if adaptive:
         payload = adaptive_coding.encode(symbols, model.entropy_model.tables)
     else:
