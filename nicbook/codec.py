@@ -44,7 +44,7 @@ from nicbook.errors import BitstreamError, NicbookError, UnsupportedFormatError
 from nicbook.metrics import bpp, psnr
 from nicbook.models import STRIDE, FactorizedPrior, weights_hash
 from nicbook.refinement import LatentRefinement
-from nicbook.train import resolve_device
+from nicbook.train import load_checkpoint, resolve_device
 
 __all__ = [
     "FORMAT_VERSION",
@@ -271,9 +271,28 @@ def _model_from_args(args, required: bool = True) -> FactorizedPrior | None:
     return None if not required else zoo.load(getattr(args, "model", None) or "factorized", 4, device)
 
 
+def _training_lmbda(args) -> float:
+    """The λ the model named by the CLI arguments was trained for."""
+    if args.lmbda is not None:
+        return args.lmbda
+    if args.checkpoint:
+        config = load_checkpoint(args.checkpoint).get("train_config")
+        if config is None:
+            raise NicbookError(
+                f"{args.checkpoint} does not record the λ it was trained for; pass --lmbda"
+            )
+        return config["lmbda"]
+    quality = 4 if args.quality is None else args.quality
+    return zoo.CONFIGURATIONS[args.model][quality]["lmbda"]
+
+
 def _cli_encode(args) -> int:
     image = load_image(args.input)
-    data = compress(image, _model_from_args(args), adaptive=not args.static_tables)
+    model = _model_from_args(args)
+    refinement = LatentRefinement(_training_lmbda(args), args.refine) if args.refine else None
+    data = compress(
+        image, model, adaptive=not args.static_tables, refinement=refinement, progress=True
+    )
     Path(args.output).write_bytes(data)
     print(
         f"{args.output}: {len(data)} bytes, {8 * len(data) / (image.shape[0] * image.shape[1]):.4f} bpp"
@@ -395,6 +414,20 @@ def register_cli(subparsers) -> None:
         "--static-tables",
         action="store_true",
         help="code with the model's tables as they are (format version 1) instead of per-image scales",
+    )
+    encode.add_argument(
+        "--refine",
+        type=int,
+        default=0,
+        metavar="STEPS",
+        help="refine the latents for this image with STEPS gradient steps (16 is a good choice; "
+        "about a second each for a 768x512 image on two CPU cores): smaller files, same decoder",
+    )
+    encode.add_argument(
+        "--lmbda",
+        type=float,
+        default=None,
+        help="the rate-distortion trade-off --refine aims for (default: the one the model was trained for)",
     )
     encode.set_defaults(func=_cli_encode)
 

@@ -71,6 +71,20 @@ def test_encode_decode_info_round_trip(capsys, tmp_path, checkpoint, picture):
     assert status == 0 and json.loads(out)["version"] == 1
 
 
+def test_refined_encoding_needs_a_known_lambda(capsys, tmp_path, checkpoint, picture):
+    args = ("encode", picture, tmp_path / "r.nic", "--checkpoint", checkpoint, "--refine", 2)
+    status, _, err = run(capsys, *args)
+    assert_one_line_error(status, err, "encode")
+    assert "--lmbda" in err and not (tmp_path / "r.nic").exists()
+    status, _, _ = run(capsys, *args, "--lmbda", 0.01)
+    assert status == 0
+    status, _, _ = run(capsys, "decode", tmp_path / "r.nic", tmp_path / "r.png", "--checkpoint", checkpoint)
+    assert status == 0 and load_image(tmp_path / "r.png").shape == (45, 70, 3)
+    status, _, err = run(capsys, *args, "--lmbda", -1)
+    assert_one_line_error(status, err, "encode")
+    assert "lmbda must be positive" in err
+
+
 def test_bad_inputs_give_one_line_errors(capsys, tmp_path, checkpoint, picture):
     (tmp_path / "junk.nic").write_bytes(b"junk" * 20)
     status, _, err = run(
