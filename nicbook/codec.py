@@ -271,8 +271,8 @@ def _model_from_args(args, required: bool = True) -> FactorizedPrior | None:
     return None if not required else zoo.load(getattr(args, "model", None) or "factorized", 4, device)
 
 
-def _training_lmbda(args) -> float:
-    """The λ the model named by the CLI arguments was trained for."""
+def _training_lmbda(args, quality: int | None = None) -> float:
+    """The λ the model named by the CLI arguments (or zoo ``quality``) was trained for."""
     if args.lmbda is not None:
         return args.lmbda
     if args.checkpoint:
@@ -282,14 +282,18 @@ def _training_lmbda(args) -> float:
                 f"{args.checkpoint} does not record the λ it was trained for; pass --lmbda"
             )
         return config["lmbda"]
-    quality = 4 if args.quality is None else args.quality
+    quality = quality if quality is not None else 4 if args.quality is None else args.quality
     return zoo.CONFIGURATIONS[args.model][quality]["lmbda"]
+
+
+def _refinement_from_args(args, quality: int | None = None) -> LatentRefinement | None:
+    return LatentRefinement(_training_lmbda(args, quality), args.refine) if args.refine else None
 
 
 def _cli_encode(args) -> int:
     image = load_image(args.input)
     model = _model_from_args(args)
-    refinement = LatentRefinement(_training_lmbda(args), args.refine) if args.refine else None
+    refinement = _refinement_from_args(args)
     data = compress(
         image, model, adaptive=not args.static_tables, refinement=refinement, progress=True
     )
@@ -342,11 +346,15 @@ def _cli_models(args) -> int:
 
 
 def evaluate_folder(
-    folder: str | Path, model: FactorizedPrior, progress: bool = True, adaptive: bool = True
+    folder: str | Path,
+    model: FactorizedPrior,
+    progress: bool = True,
+    adaptive: bool = True,
+    refinement: LatentRefinement | None = None,
 ) -> dict:
     """Encode and decode every image in ``folder``: per-image and mean bpp (real file sizes) and RGB PSNR.
 
-    ``adaptive`` is passed to :func:`compress`.
+    ``adaptive`` and ``refinement`` are passed to :func:`compress`.
     """
     paths = sorted(path for path in Path(folder).iterdir() if path.suffix.lower() in IMAGE_SUFFIXES)
     if not paths:
@@ -354,7 +362,7 @@ def evaluate_folder(
     images = []
     for path in tqdm(paths, desc=model.name, disable=not progress, file=sys.stderr):
         image = load_image(path)
-        data = compress(image, model, adaptive)
+        data = compress(image, model, adaptive, refinement)
         images.append(
             {
                 "image": path.name,
@@ -373,7 +381,7 @@ def evaluate_folder(
 
 def _cli_eval(args) -> int:
     if args.checkpoint or args.quality is not None:
-        models = [_model_from_args(args)]
+        models = [(_model_from_args(args), _refinement_from_args(args))]
     else:
         shipped = [
             entry
@@ -382,8 +390,14 @@ def _cli_eval(args) -> int:
         ]
         if not shipped:
             raise NicbookError(f"no shipped weights for {args.model}; pass --checkpoint PATH")
-        models = [zoo.load(args.model, entry["quality"], args.device) for entry in shipped]
-    points = [evaluate_folder(args.folder, model, progress=not args.json) for model in models]
+        models = [
+            (zoo.load(args.model, entry["quality"], args.device), _refinement_from_args(args, entry["quality"]))
+            for entry in shipped
+        ]
+    points = [
+        evaluate_folder(args.folder, model, progress=not args.json, refinement=refinement)
+        for model, refinement in models
+    ]
     if args.json:
         print(json.dumps({"points": points}))
     else:
@@ -406,6 +420,22 @@ def register_cli(subparsers) -> None:
         parser.add_argument("--checkpoint", default=None, help="a checkpoint written by `nicbook train`")
         parser.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
 
+    def refine_options(parser) -> None:
+        parser.add_argument(
+            "--refine",
+            type=int,
+            default=0,
+            metavar="STEPS",
+            help="refine each image's latents with STEPS gradient steps (16 is a good choice; about "
+            "a second each for a 768x512 image on two CPU cores): smaller files, same decoder",
+        )
+        parser.add_argument(
+            "--lmbda",
+            type=float,
+            default=None,
+            help="the rate-distortion trade-off --refine aims for (default: the model's training λ)",
+        )
+
     encode = subparsers.add_parser("encode", help="compress an image into a .nic file")
     encode.add_argument("input", help="image file (PNG, JPEG, ...)")
     encode.add_argument("output", help=".nic file to write")
@@ -415,20 +445,7 @@ def register_cli(subparsers) -> None:
         action="store_true",
         help="code with the model's tables as they are (format version 1) instead of per-image scales",
     )
-    encode.add_argument(
-        "--refine",
-        type=int,
-        default=0,
-        metavar="STEPS",
-        help="refine the latents for this image with STEPS gradient steps (16 is a good choice; "
-        "about a second each for a 768x512 image on two CPU cores): smaller files, same decoder",
-    )
-    encode.add_argument(
-        "--lmbda",
-        type=float,
-        default=None,
-        help="the rate-distortion trade-off --refine aims for (default: the one the model was trained for)",
-    )
+    refine_options(encode)
     encode.set_defaults(func=_cli_encode)
 
     decode = subparsers.add_parser("decode", help="decompress a .nic file into an image")
@@ -451,5 +468,6 @@ def register_cli(subparsers) -> None:
     )
     evaluate.add_argument("folder", help="folder of images (e.g. Kodak)")
     model_options(evaluate)
+    refine_options(evaluate)
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.set_defaults(func=_cli_eval)

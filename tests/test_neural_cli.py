@@ -155,5 +155,9 @@ def test_train_then_resume_then_eval(capsys, tmp_path):
     result = json.loads(out.strip().splitlines()[-1])
     assert status == 0 and len(result["points"][0]["images"]) == 3
     assert result["points"][0]["bpp"] > 0 and result["points"][0]["psnr"] > 0
+    status, out, _ = run(  # the checkpoint records its λ, so --refine needs no --lmbda
+        capsys, "eval", photos, "--checkpoint", tmp_path / "run" / "checkpoint.pt", "--refine", 2, "--json"
+    )
+    assert status == 0 and len(json.loads(out.strip().splitlines()[-1])["points"][0]["images"]) == 3
     status, _, err = run(capsys, "eval", photos, "--json")
     assert_one_line_error(status, err, "eval")
