@@ -5,10 +5,11 @@ per-image scales, the default, and with the models' own tables), nicbook's JPEG
 (4:2:0), nicbook's KLT block coder (basis learned on the training photos, never on DIR), and Pillow's
 JPEG 4:2:0, WebP, JPEG 2000 (OpenJPEG, irreversible, colour transform) and AVIF: the RD points
 (bpp from the real file sizes, mean RGB PSNR over the images) and the Bjøntegaard delta rate of each
-against Pillow's JPEG 4:2:0 and against Pillow's WebP. ``--refine-steps N`` adds the neural
-codec with its encoder refining each image's latents (:mod:`nicbook.refinement`). Writes an RD plot (``--plot``) and, with
-``--json``, prints as its last line ``{"codecs": {name: [[bpp, psnr], ...]}, "bd_rate_vs_jpeg":
-{name: percent or null}, "bd_rate_vs_webp": {...}}`` (the last only where Pillow has WebP).
+against Pillow's JPEG 4:2:0 and against Pillow's WebP. ``--refine-steps N`` adds the neural codec
+with its encoder refining each image's latents (:mod:`nicbook.refinement`). Writes an RD plot
+(``--plot``) and, with ``--json``, prints as its last line ``{"codecs": {name: [[bpp, psnr], ...]},
+"bd_rate_vs_jpeg": {name: percent or null}, "bd_rate_vs_webp": {...}}`` (the last only where
+Pillow has WebP).
 
     python benchmarks/rd.py $NICBOOK_DATA/kodak [--images N] [--checkpoint PATH ...] [--refine-steps N] [--json]
 """
@@ -49,7 +50,9 @@ def neural_points(
     positive, default files whose latents the encoder refined (:mod:`nicbook.refinement`). The
     first two code the same latents, so they decode to the same image (``tests/test_codec.py``
     checks it), whose PSNR is measured once."""
-    models = [(zoo.load(entry["architecture"], entry["quality"]), entry["lmbda"]) for entry in zoo.shipped()]
+    models = [
+        (zoo.load(entry["architecture"], entry["quality"]), entry["lmbda"]) for entry in zoo.shipped()
+    ]
     for path in checkpoints:
         state = load_checkpoint(path)
         models.append((model_from_checkpoint(state), state["train_config"]["lmbda"]))
@@ -102,8 +105,8 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=None, help="use only the first N images")
     parser.add_argument("--checkpoint", type=Path, action="append", default=[], help="also measure this model")
     parser.add_argument(
-        "--refine-steps", type=int, default=0,
-        help="also measure the neural codec with this many steps of latent refinement (slow: about a second per step and image)",
+        "--refine-steps", type=int, default=0, metavar="N",
+        help="also measure the neural codec refining the latents with N steps (about a second each per image)",
     )  # fmt: skip
     parser.add_argument("--klt-photos", type=int, default=200, help="training photos the KLT is learned on")
     parser.add_argument("--plot", type=Path, default=Path("rd.png"), help="where to write the RD plot")

@@ -64,6 +64,8 @@ MAGIC = b"\x89NIC"
 FORMAT_VERSION = 3
 #: Versions the decoder reads: 1 codes the latents with the model's tables, 2 and 3 with per-image scales.
 READABLE_VERSIONS = (1, 2, 3)
+#: The zoo quality the command line uses when none is given.
+DEFAULT_QUALITY = 4
 #: Largest image a file may declare (pixels): bounds the decoder's memory for forged headers.
 MAX_PIXELS = 1 << 26
 _FIXED = struct.Struct(">8sIIHHHI")  # hash, height, width, channels, latent h, latent w, payload length
@@ -268,7 +270,8 @@ def _model_from_args(args, required: bool = True) -> FactorizedPrior | None:
         return _check_model(zoo.load_checkpoint(args.checkpoint, device))
     if getattr(args, "model", None) and getattr(args, "quality", None) is not None:
         return zoo.load(args.model, args.quality, device)
-    return None if not required else zoo.load(getattr(args, "model", None) or "factorized", 4, device)
+    architecture = getattr(args, "model", None) or "factorized"
+    return zoo.load(architecture, DEFAULT_QUALITY, device) if required else None
 
 
 def _training_lmbda(args, quality: int | None = None) -> float:
@@ -282,7 +285,8 @@ def _training_lmbda(args, quality: int | None = None) -> float:
                 f"{args.checkpoint} does not record the λ it was trained for; pass --lmbda"
             )
         return config["lmbda"]
-    quality = quality if quality is not None else 4 if args.quality is None else args.quality
+    if quality is None:
+        quality = DEFAULT_QUALITY if args.quality is None else args.quality
     return zoo.CONFIGURATIONS[args.model][quality]["lmbda"]
 
 
@@ -391,7 +395,10 @@ def _cli_eval(args) -> int:
         if not shipped:
             raise NicbookError(f"no shipped weights for {args.model}; pass --checkpoint PATH")
         models = [
-            (zoo.load(args.model, entry["quality"], args.device), _refinement_from_args(args, entry["quality"]))
+            (
+                zoo.load(args.model, entry["quality"], args.device),
+                _refinement_from_args(args, entry["quality"]),
+            )
             for entry in shipped
         ]
     points = [
@@ -416,7 +423,9 @@ def register_cli(subparsers) -> None:
             parser.add_argument(
                 "--model", default="factorized", help="zoo architecture (default factorized)"
             )
-            parser.add_argument("--quality", type=int, default=None, help="zoo quality (default 4)")
+            parser.add_argument(
+                "--quality", type=int, default=None, help=f"zoo quality (default {DEFAULT_QUALITY})"
+            )
         parser.add_argument("--checkpoint", default=None, help="a checkpoint written by `nicbook train`")
         parser.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
 
