@@ -106,7 +106,7 @@ def main() -> None:
     parser.add_argument("--checkpoint", type=Path, action="append", default=[], help="also measure this model")
     parser.add_argument(
         "--refine-steps", type=int, default=0, metavar="N",
-        help="also measure the neural codec refining the latents with N steps (about a second each per image)",
+        help="also measure the neural codec refining the latents with N steps (about 1.5 s each per Kodak image)",
     )  # fmt: skip
     parser.add_argument("--klt-photos", type=int, default=200, help="training photos the KLT is learned on")
     parser.add_argument("--plot", type=Path, default=Path("rd.png"), help="where to write the RD plot")

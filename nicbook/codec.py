@@ -436,7 +436,7 @@ def register_cli(subparsers) -> None:
             default=0,
             metavar="STEPS",
             help="refine each image's latents with STEPS gradient steps (16 is a good choice; about "
-            "a second each for a 768x512 image on two CPU cores): smaller files, same decoder",
+            "1.5 s each for a 768x512 image on two CPU cores): smaller files, same decoder",
         )
         parser.add_argument(
             "--lmbda",

@@ -33,8 +33,8 @@ class LatentRefinement:
         The λ the model was trained for (:data:`nicbook.zoo.CONFIGURATIONS` for zoo models, the
         checkpoint's ``train_config`` otherwise): the trade-off the search should respect.
     steps:
-        Adam steps. Each costs one pass of the synthesis transform forward and backward, about a
-        second for a 768×512 image on two CPU cores; 0 keeps the analysis transform's latents.
+        Adam steps. Each costs one pass of the synthesis transform forward and backward, about
+        1.5 s for a 768×512 image on two CPU cores; 0 keeps the analysis transform's latents.
     learning_rate:
         Adam's step in latent units (one unit is one quantization step), decayed linearly to zero.
     """
