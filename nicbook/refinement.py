@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from nicbook.models import FactorizedPrior
+from nicbook.models import FactorizedPrior, ModelOutput, rd_loss
 from nicbook.quantization import round_straight_through
 
 __all__ = ["LatentRefinement"]
@@ -82,10 +82,10 @@ class LatentRefinement:
         for step in tqdm(range(self.steps + 1), desc="refining latents", disable=not progress):
             with torch.enable_grad():
                 rounded = round_straight_through(latents, medians)
-                bits = -torch.log2(model.entropy_model.likelihood(rounded)).sum()
+                likelihoods = model.entropy_model.likelihood(rounded)
                 x_hat = model.synthesis(rounded)[..., :height, :width]
-                mse = torch.mean((x_hat - target) ** 2) * 255.0**2
-                loss = bits / (height * width) + self.lmbda * mse
+                output = ModelOutput(x_hat, likelihoods, -torch.log2(likelihoods).sum())
+                loss = rd_loss(output, target, self.lmbda)["loss"]
             if loss.item() < best_loss:
                 best_loss, best = loss.item(), rounded.detach()
             if step == self.steps:
