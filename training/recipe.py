@@ -11,9 +11,9 @@ the last one at the full polish rate (a warm restart). Every run resumes from it
 the command is run again, so the recipe can be spread over several sittings. Last, the upper
 half of the ladder (:data:`LONG_TUNED`), where more training still lowered the loss on held-out
 photos, gets a long fine-tune at the full learning rate on small patches, two at a time, and the
-top rung (:data:`TOP_QUALITY`, twice quality 7's λ) is fine-tuned from quality 7's long run. The
-last run of each quality (``runs/factorized-qN-polish2``, ``runs/factorized-qN-long`` for the
-long-tuned ones, ``runs/factorized-q8`` for the top) is exported into the package with
+top rung (:data:`TOP_QUALITY`, twice quality 7's λ) is fine-tuned from quality 7's long run and
+then gets a long fine-tune of its own. The last run of each quality (``runs/factorized-qN-polish2``,
+``runs/factorized-qN-long`` for the long-tuned ones and the top) is exported into the package with
 ``python -m nicbook export`` (see ``training/README.md``).
 """
 
@@ -101,6 +101,9 @@ def main() -> None:
             done.result()
     top, below = run_after(args.runs, TOP_QUALITY, 0), long_run(args.runs, TOP_QUALITY - 1)
     fine_tune(top, below, TOP_QUALITY, args.top_steps, SMALL_PATCHES, args.threads)
+    # The top rung alone: both chains' cores serve it.
+    fine_tune(long_run(args.runs, TOP_QUALITY), top, TOP_QUALITY, args.long_steps, SMALL_PATCHES,
+              2 * args.threads)  # fmt: skip
 
 
 if __name__ == "__main__":
