@@ -12,8 +12,10 @@ the command is run again, so the recipe can be spread over several sittings. Las
 half of the ladder (:data:`LONG_TUNED`), where more training still lowered the loss on held-out
 photos, gets a long fine-tune at the full learning rate on small patches, two at a time, and the
 top rung (:data:`TOP_QUALITY`, twice quality 7's λ) is fine-tuned from quality 7's long run and
-then gets a long fine-tune of its own. The last run of each quality (``runs/factorized-qN-polish2``,
-``runs/factorized-qN-long`` for the long-tuned ones and the top) is exported into the package with
+then gets a long fine-tune of its own. The two highest qualities (:data:`TWICE_LONG`), the least
+trained for what they are asked to do, get a second, shorter long round side by side. The last
+run of each quality (``runs/factorized-qN-polish2``; ``runs/factorized-qN-long`` or
+``-long2`` for the long-tuned ones) is exported into the package with
 ``python -m nicbook export`` (see ``training/README.md``).
 """
 
@@ -36,6 +38,8 @@ POLISH = ["--patch-size", "128", "--batch-size", "2", "--lr", "1e-5"]  # 2 × 12
 LONG_TUNED = (4, 5, 6, 7)
 #: The top rung of the ladder, fine-tuned from the long run of the quality below it.
 TOP_QUALITY = 8
+#: Qualities that get a second long round, from their first.
+TWICE_LONG = (7, 8)
 
 
 def train(out: Path, quality: int, steps: int, extra: list[str], threads: int) -> None:
@@ -58,9 +62,9 @@ def run_after(runs: Path, quality: int, polish_rounds: int) -> Path:
     return runs / f"factorized-q{quality}{suffix}"
 
 
-def long_run(runs: Path, quality: int) -> Path:
-    """The long fine-tune of a quality of :data:`LONG_TUNED`."""
-    return runs / f"factorized-q{quality}-long"
+def long_run(runs: Path, quality: int, round_: int = 1) -> Path:
+    """The ``round_``-th long fine-tune of a quality of :data:`LONG_TUNED` or the top rung."""
+    return runs / f"factorized-q{quality}-long{round_ if round_ > 1 else ''}"
 
 
 def run_chain(runs: Path, chain: tuple[int, ...], steps: int, polish_steps: int, rounds: int,
@@ -83,6 +87,8 @@ def main() -> None:
     parser.add_argument("--polish-rounds", type=int, default=2, help="polish rounds per quality")
     parser.add_argument("--long-steps", type=int, default=12_000, help="steps of every long fine-tune")
     parser.add_argument("--top-steps", type=int, default=6_000, help="steps of the top rung's fine-tune")
+    parser.add_argument("--second-long-steps", type=int, default=8_000,
+                        help="steps of every second long round")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per chain")
     args = parser.parse_args()
     train(args.runs / "factorized-base", BASE_QUALITY, args.base_steps, SMALL_PATCHES, 2 * args.threads)
@@ -104,6 +110,12 @@ def main() -> None:
     # The top rung alone: both chains' cores serve it.
     fine_tune(long_run(args.runs, TOP_QUALITY), top, TOP_QUALITY, args.long_steps, SMALL_PATCHES,
               2 * args.threads)  # fmt: skip
+    with ThreadPoolExecutor(len(TWICE_LONG)) as pool:
+        second_rounds = [pool.submit(fine_tune, long_run(args.runs, quality, 2), long_run(args.runs, quality),
+                                     quality, args.second_long_steps, SMALL_PATCHES, args.threads)
+                         for quality in TWICE_LONG]  # fmt: skip
+        for done in second_rounds:
+            done.result()
 
 
 if __name__ == "__main__":
