@@ -24,7 +24,9 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 from nicbook.zoo import CONFIGURATIONS
@@ -78,6 +80,13 @@ def run_chain(runs: Path, chain: tuple[int, ...], steps: int, polish_steps: int,
             fine_tune(out, start, quality, polish_steps, POLISH, threads)
 
 
+def side_by_side(runs: list[Callable[[], None]]) -> None:
+    """Run ``runs`` two at a time, one per CPU core, and re-raise the first failure."""
+    with ThreadPoolExecutor(len(CHAINS)) as pool:
+        for done in [pool.submit(run) for run in runs]:
+            done.result()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=Path, default=Path("runs"), help="folder of the runs")
@@ -92,31 +101,19 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads per chain")
     args = parser.parse_args()
     train(args.runs / "factorized-base", BASE_QUALITY, args.base_steps, SMALL_PATCHES, 2 * args.threads)
-    with ThreadPoolExecutor(len(CHAINS)) as pool:
-        chains = [pool.submit(run_chain, args.runs, chain, args.tune_steps, args.polish_steps,
-                               args.polish_rounds, args.threads)
-                  for chain in CHAINS]  # fmt: skip
-        for done in chains:
-            done.result()
-    with ThreadPoolExecutor(len(CHAINS)) as pool:
-        long_tunes = [pool.submit(fine_tune, long_run(args.runs, quality),
-                                  run_after(args.runs, quality, args.polish_rounds), quality, args.long_steps,
-                                  SMALL_PATCHES, args.threads)
-                      for quality in LONG_TUNED]  # fmt: skip
-        for done in long_tunes:
-            done.result()
+    side_by_side([partial(run_chain, args.runs, chain, args.tune_steps, args.polish_steps,
+                          args.polish_rounds, args.threads) for chain in CHAINS])  # fmt: skip
+    side_by_side([partial(fine_tune, long_run(args.runs, quality),
+                          run_after(args.runs, quality, args.polish_rounds), quality, args.long_steps,
+                          SMALL_PATCHES, args.threads) for quality in LONG_TUNED])  # fmt: skip
     top, below = run_after(args.runs, TOP_QUALITY, 0), long_run(args.runs, TOP_QUALITY - 1)
     fine_tune(top, below, TOP_QUALITY, args.top_steps, SMALL_PATCHES, args.threads)
     # The top rung alone: both chains' cores serve it.
     fine_tune(long_run(args.runs, TOP_QUALITY), top, TOP_QUALITY, args.long_steps, SMALL_PATCHES,
               2 * args.threads)  # fmt: skip
-    with ThreadPoolExecutor(len(TWICE_LONG)) as pool:
-        second_rounds = [pool.submit(fine_tune, long_run(args.runs, quality, 2), long_run(args.runs, quality),
-                                     quality, args.second_long_steps, SMALL_PATCHES, args.threads)
-                         for quality in TWICE_LONG]  # fmt: skip
-        for done in second_rounds:
-            done.result()
-
+    side_by_side([partial(fine_tune, long_run(args.runs, quality, 2), long_run(args.runs, quality), quality,
+                          args.second_long_steps, SMALL_PATCHES, args.threads)
+                  for quality in TWICE_LONG])  # fmt: skip
 
 if __name__ == "__main__":
     main()
