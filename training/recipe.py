@@ -115,5 +115,6 @@ def main() -> None:
                           args.second_long_steps, SMALL_PATCHES, args.threads)
                   for quality in TWICE_LONG])  # fmt: skip
 
+
 if __name__ == "__main__":
     main()
