@@ -38,6 +38,7 @@ __all__ = [
     "load_checkpoint",
     "model_name",
     "register_cli",
+    "restore_run",
     "shipped",
     "training_record",
     "weights_dir",
@@ -232,6 +233,12 @@ def training_record(run_dir: str | os.PathLike[str]) -> dict:
     path: Path | None = Path(run_dir) / CHECKPOINT_NAME
     while path is not None:
         state = read_checkpoint(path)
+        if "training_record" in state:  # a shipped model written out by restore_run
+            record = state["training_record"]
+            steps += int(record["steps"])
+            hours += float(record["training_hours"])
+            recipe[:0] = list(record["recipe"])
+            break
         config = state.get("train_config") or {}
         steps += int(state["step"])
         log = path.parent / LOG_NAME
@@ -247,6 +254,31 @@ def training_record(run_dir: str | os.PathLike[str]) -> dict:
         )
         path = Path(config["init_from"]) if config.get("init_from") else None
     return {"steps": steps, "training_hours": round(hours, 2), "recipe": recipe}
+
+
+def restore_run(quality: int, run_dir: str | os.PathLike[str], architecture: str = "factorized") -> Path:
+    """Write the shipped model at ``quality`` out as the checkpoint of the run folder ``run_dir``.
+
+    A run started from it (``nicbook train --init-from RUN_DIR/checkpoint.pt``) trains the shipped
+    weights further; the checkpoint carries the model's training record from the manifest, so
+    :func:`training_record` of that run, and the manifest entry it is exported with, still count
+    the whole chain. Returns the checkpoint's path.
+    """
+    target = Path(run_dir) / CHECKPOINT_NAME
+    if target.exists():
+        raise NicbookError(f"{target} exists already; restore into an empty run folder")
+    load(architecture, quality)  # raises unless the model is shipped and matches its checksum
+    entry = {entry["name"]: entry for entry in _manifest()}[model_name(architecture, quality)]
+    state = read_checkpoint(weights_dir() / entry["file"])
+    state["training_record"] = {key: entry[key] for key in ("steps", "training_hours", "recipe")}
+    target.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, target)
+    return target
+
+
+def _cli_restore(args) -> int:
+    print(restore_run(args.quality, args.run))
+    return 0
 
 
 def _cli_export(args) -> int:
@@ -282,3 +314,9 @@ def register_cli(subparsers) -> None:
     parser.add_argument("--kodak", default=None, help="Kodak folder: measure and record the RD point")
     parser.add_argument("--hardware", default=None, help="what it was trained on, for the manifest")
     parser.set_defaults(func=_cli_export)
+    parser = subparsers.add_parser(
+        "restore", help="write a shipped model out as a run folder, to train it further"
+    )
+    parser.add_argument("quality", type=int, help="zoo quality of the factorized model")
+    parser.add_argument("run", help="run folder to create; then `nicbook train --init-from RUN/checkpoint.pt`")
+    parser.set_defaults(func=_cli_restore)

@@ -1,4 +1,4 @@
-"""The book's structure: every chapter is in the ToC, starts with the install cell, and has no outputs."""
+"""The book's structure: every chapter is in the ToC, starts with the install cell, has cell ids and no outputs."""
 
 from __future__ import annotations
 
@@ -55,6 +55,13 @@ def test_chapter_is_committed_without_outputs(path):
     for cell in notebook["cells"]:
         if cell["cell_type"] == "code":
             assert cell["outputs"] == [] and cell["execution_count"] is None
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda path: path.stem)
+def test_chapter_cells_have_unique_ids(path):
+    """nbformat 4.5 gives every cell an id (a missing one will be an error in later versions)."""
+    ids = [cell.get("id") for cell in json.loads(path.read_text())["cells"]]
+    assert None not in ids and len(set(ids)) == len(ids)
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda path: path.stem)

@@ -33,6 +33,9 @@ from nicbook.train import TrainConfig, fit, save_checkpoint
 
 
 DATA = Path(__file__).parent / "data"
+#: Training settings small enough for a unit test: a few steps of a tiny model.
+TINY_RUN = {"N": 8, "M": 12, "batch_size": 1, "patch_size": 32, "device": "cpu",
+            "validation_patches": 1, "log_every": 1}  # fmt: skip
 
 
 def make_model(seed: int = 0, M: int = 12, N: int = 8) -> FactorizedPrior:
@@ -55,6 +58,14 @@ def image() -> np.ndarray:
 @pytest.fixture(scope="module")
 def encoded(model, image) -> bytes:
     return compress(image, model)
+
+
+@pytest.fixture
+def photo(tmp_path, image) -> Path:
+    """The test image as the only photo of a folder."""
+    (tmp_path / "photos").mkdir()
+    Image.fromarray(image).save(tmp_path / "photos" / "a.png")
+    return tmp_path / "photos" / "a.png"
 
 
 @pytest.fixture(scope="module")
@@ -287,16 +298,11 @@ def test_exported_weights_load_from_the_zoo_and_decode_by_name(tmp_path, monkeyp
         zoo.load("factorized", 3)
 
 
-def test_export_records_the_training_chain_and_the_measured_rd_point(tmp_path, monkeypatch, image):
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    Image.fromarray(image).save(photos / "a.png")
-    settings = {"N": 8, "M": 12, "batch_size": 1, "patch_size": 32, "device": "cpu",
-                "validation_patches": 1, "log_every": 1}  # fmt: skip
-    fit(TrainConfig(steps=3, out_dir=str(tmp_path / "base"), **settings), [photos / "a.png"], progress=False)
+def test_export_records_the_training_chain_and_the_measured_rd_point(tmp_path, monkeypatch, image, photo):
+    fit(TrainConfig(steps=3, out_dir=str(tmp_path / "base"), **TINY_RUN), [photo], progress=False)
     tuned = TrainConfig(steps=2, lmbda=0.05, seed=7, out_dir=str(tmp_path / "tuned"),
-                        init_from=str(tmp_path / "base" / "checkpoint.pt"), **settings)  # fmt: skip
-    fit(tuned, [photos / "a.png"], progress=False)
+                        init_from=str(tmp_path / "base" / "checkpoint.pt"), **TINY_RUN)  # fmt: skip
+    fit(tuned, [photo], progress=False)
     record = zoo.training_record(tmp_path / "tuned")
     assert record["steps"] == 5 and record["training_hours"] >= 0
     assert record["recipe"][0].startswith("base: λ=0.013, 3 steps") and "seed" not in record["recipe"][0]
@@ -305,10 +311,27 @@ def test_export_records_the_training_chain_and_the_measured_rd_point(tmp_path, m
 
     monkeypatch.setattr(zoo, "weights_dir", lambda: tmp_path / "weights")
     (tmp_path / "weights").mkdir()
-    assert cli.main(["export", str(tmp_path / "tuned"), "--quality", "5", "--kodak", str(photos)]) == 0
+    assert cli.main(["export", str(tmp_path / "tuned"), "--quality", "5", "--kodak", str(photo.parent)]) == 0
     entry = json.loads((tmp_path / "weights" / "manifest.json").read_text())["models"][0]
     assert (entry["name"], entry["N"], entry["M"], entry["steps"]) == ("factorized-q5", 8, 12, 5)
     size, quality = entry["kodak"]["images"]["a.png"]
     model = zoo.load("factorized", 5)
     data = compress(image, model)
     assert size == len(data) and quality == pytest.approx(psnr(image, decompress(data)), abs=1e-4)
+
+
+def test_a_restored_shipped_model_trains_further_and_keeps_its_record(tmp_path, monkeypatch, photo):
+    fit(TrainConfig(steps=3, out_dir=str(tmp_path / "first"), **TINY_RUN), [photo], progress=False)
+    monkeypatch.setattr(zoo, "weights_dir", lambda: tmp_path / "weights")
+    (tmp_path / "weights").mkdir()
+    assert cli.main(["export", str(tmp_path / "first"), "--quality", "2"]) == 0
+    assert cli.main(["restore", "2", str(tmp_path / "restored")]) == 0
+    with pytest.raises(NicbookError, match="exists already"):
+        zoo.restore_run(2, tmp_path / "restored")
+    further = TrainConfig(steps=2, out_dir=str(tmp_path / "further"),
+                          init_from=str(tmp_path / "restored" / "checkpoint.pt"), **TINY_RUN)  # fmt: skip
+    fit(further, [photo], progress=False)
+    record = zoo.training_record(tmp_path / "further")
+    assert record["steps"] == 5
+    assert record["recipe"][0].startswith("first: λ=0.013, 3 steps")
+    assert record["recipe"][1].startswith("further: λ=0.013, 2 steps from restored")

@@ -12,11 +12,11 @@ the command is run again, so the recipe can be spread over several sittings. Las
 half of the ladder (:data:`LONG_TUNED`), where more training still lowered the loss on held-out
 photos, gets a long fine-tune at the full learning rate on small patches, two at a time, and the
 top rung (:data:`TOP_QUALITY`, twice quality 7's λ) is fine-tuned from quality 7's long run and
-then gets a long fine-tune of its own. The two highest qualities (:data:`TWICE_LONG`), the least
-trained for what they are asked to do, get a second, shorter long round side by side. The last
-run of each quality (``runs/factorized-qN-polish2``; ``runs/factorized-qN-long`` or
-``-long2`` for the long-tuned ones) is exported into the package with
-``python -m nicbook export`` (see ``training/README.md``).
+then gets a long fine-tune of its own. The higher qualities, the least trained for what they are
+asked to do, get further, shorter long rounds (:data:`LONG_ROUNDS`), each from the one before,
+two at a time. The last run of each quality (``runs/factorized-qN-polish2``, or
+``runs/factorized-qN-longR`` for the long-tuned ones, R its number of long rounds when above one)
+is exported into the package with ``python -m nicbook export`` (see ``training/README.md``).
 """
 
 from __future__ import annotations
@@ -40,8 +40,9 @@ POLISH = ["--patch-size", "128", "--batch-size", "2", "--lr", "1e-5"]  # 2 × 12
 LONG_TUNED = (4, 5, 6, 7)
 #: The top rung of the ladder, fine-tuned from the long run of the quality below it.
 TOP_QUALITY = 8
-#: Qualities that get a second long round, from their first.
-TWICE_LONG = (7, 8)
+#: Long rounds of each long-tuned quality (the top rung included); each later round starts from
+#: the one before, and the run of the last one ships.
+LONG_ROUNDS = {4: 1, 5: 2, 6: 2, 7: 2, 8: 2}
 
 
 def train(out: Path, quality: int, steps: int, extra: list[str], threads: int) -> None:
@@ -96,8 +97,8 @@ def main() -> None:
     parser.add_argument("--polish-rounds", type=int, default=2, help="polish rounds per quality")
     parser.add_argument("--long-steps", type=int, default=12_000, help="steps of every long fine-tune")
     parser.add_argument("--top-steps", type=int, default=6_000, help="steps of the top rung's fine-tune")
-    parser.add_argument("--second-long-steps", type=int, default=8_000,
-                        help="steps of every second long round")
+    parser.add_argument("--later-long-steps", type=int, default=8_000,
+                        help="steps of every long round after the first")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per chain")
     args = parser.parse_args()
     train(args.runs / "factorized-base", BASE_QUALITY, args.base_steps, SMALL_PATCHES, 2 * args.threads)
@@ -111,9 +112,11 @@ def main() -> None:
     # The top rung alone: both chains' cores serve it.
     fine_tune(long_run(args.runs, TOP_QUALITY), top, TOP_QUALITY, args.long_steps, SMALL_PATCHES,
               2 * args.threads)  # fmt: skip
-    side_by_side([partial(fine_tune, long_run(args.runs, quality, 2), long_run(args.runs, quality), quality,
-                          args.second_long_steps, SMALL_PATCHES, args.threads)
-                  for quality in TWICE_LONG])  # fmt: skip
+    for round_ in range(2, max(LONG_ROUNDS.values()) + 1):
+        side_by_side([partial(fine_tune, long_run(args.runs, quality, round_),
+                              long_run(args.runs, quality, round_ - 1), quality, args.later_long_steps,
+                              SMALL_PATCHES, args.threads)
+                      for quality, rounds in LONG_ROUNDS.items() if rounds >= round_])  # fmt: skip
 
 
 if __name__ == "__main__":
