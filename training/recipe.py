@@ -42,7 +42,7 @@ LONG_TUNED = (4, 5, 6, 7)
 TOP_QUALITY = 8
 #: Long rounds of each long-tuned quality (the top rung included); each later round starts from
 #: the one before, and the run of the last one ships.
-LONG_ROUNDS = {4: 1, 5: 2, 6: 2, 7: 2, 8: 2}
+LONG_ROUNDS = {4: 1, 5: 2, 6: 2, 7: 4, 8: 4}
 
 
 def train(out: Path, quality: int, steps: int, extra: list[str], threads: int) -> None:
