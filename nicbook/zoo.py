@@ -121,19 +121,8 @@ def shipped(architecture: str | None = None, folder: Path | None = None) -> list
     return sorted(entries, key=lambda entry: (entry["architecture"], entry["quality"]))
 
 
-def load(
-    architecture: str = "factorized",
-    quality: int = 4,
-    device: str | torch.device = "cpu",
-    folder: Path | None = None,
-) -> FactorizedPrior:
-    """The shipped model ``architecture`` at ``quality``, in eval mode with its coding tables.
-
-    Raises :class:`DataNotFoundError` when its weights are not shipped (the message lists those
-    that are) and :class:`ChecksumError` when the file does not match the manifest.
-    """
-    name = model_name(architecture, quality)
-    folder = folder or weights_dir()
+def _verified_entry(name: str, folder: Path) -> dict:
+    """The manifest entry of the shipped model ``name``, once its file matches the recorded checksum."""
     entries = {entry["name"]: entry for entry in _manifest(folder)}
     if name not in entries:
         shipped = ", ".join(sorted(entries)) or "none yet"
@@ -147,6 +136,23 @@ def load(
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     if digest != entries[name].get("sha256"):
         raise ChecksumError(f"{path.name}: SHA-256 {digest[:16]}... does not match the manifest")
+    return entries[name]
+
+
+def load(
+    architecture: str = "factorized",
+    quality: int = 4,
+    device: str | torch.device = "cpu",
+    folder: Path | None = None,
+) -> FactorizedPrior:
+    """The shipped model ``architecture`` at ``quality``, in eval mode with its coding tables.
+
+    Raises :class:`DataNotFoundError` when its weights are not shipped (the message lists those
+    that are) and :class:`ChecksumError` when the file does not match the manifest.
+    """
+    name = model_name(architecture, quality)
+    folder = folder or weights_dir()
+    path = folder / _verified_entry(name, folder)["file"]
     model = model_from_checkpoint(read_checkpoint(path))
     if not isinstance(model, FactorizedPrior):
         raise NicbookError(f"{path.name} does not hold a factorized-prior model")
@@ -267,8 +273,7 @@ def restore_run(quality: int, run_dir: str | os.PathLike[str], architecture: str
     target = Path(run_dir) / CHECKPOINT_NAME
     if target.exists():
         raise NicbookError(f"{target} exists already; restore into an empty run folder")
-    load(architecture, quality)  # raises unless the model is shipped and matches its checksum
-    entry = {entry["name"]: entry for entry in _manifest()}[model_name(architecture, quality)]
+    entry = _verified_entry(model_name(architecture, quality), weights_dir())
     state = read_checkpoint(weights_dir() / entry["file"])
     state["training_record"] = {key: entry[key] for key in ("steps", "training_hours", "recipe")}
     target.parent.mkdir(parents=True, exist_ok=True)
