@@ -90,6 +90,20 @@ def test_likelihood_is_bounded_below_and_differentiable_far_in_the_tails():
     assert torch.isfinite(y.grad).all()
 
 
+def test_channel_entropies_price_each_channel_and_find_the_unused_ones():
+    torch.manual_seed(0)
+    entropy_model = FactorizedEntropyModel(3)
+    with torch.no_grad():
+        entropy_model.density.matrices[0][0] += 30.0  # a CDF that rises within a fraction of a step
+    entropies = entropy_model.channel_entropies()
+    medians = entropy_model.current_medians()
+    grid = torch.arange(-300, 301, dtype=torch.float32)
+    mass = entropy_model.likelihood(grid.reshape(1, 1, -1, 1) + medians.reshape(1, -1, 1, 1)).double()
+    direct = -(mass * torch.log2(mass)).sum(dim=(0, 2, 3))
+    torch.testing.assert_close(entropies, direct, atol=1e-3, rtol=1e-3)
+    assert entropies[0] < 0.05 and entropies[1:].min() > 1
+
+
 def test_quantile_search_inverts_the_cdf():
     torch.manual_seed(0)
     density = FactorizedEntropyModel(4).density.double()

@@ -1,22 +1,25 @@
 """The zoo's training recipe, as one command: ``python training/recipe.py``.
 
-A base model is trained at a middle λ of the ladder (quality 4) and then fine-tuned to every
-quality, in two chains that run side by side (one per CPU core): 4 → 5 → 6 → 7 and 3 → 2 → 1 → 0.
-The first link of each chain starts from the base, every later one from the previous link's
-weights, so no fine-tune jumps by more than a factor of two in λ. Each chain then polishes its
-models at a tenth of the learning rate on 128×128 patches (two per batch: as many pixels per step
-as before), which suits full-size photos better than the small patches that made the early steps
+A base model is trained at a middle λ of the ladder (quality 4) and fine-tuned along the ladder in
+two chains that run side by side (one per CPU core): 4 → 5 → 6 → 7 and 3 → 2 → 1 → 0. The first
+link of each chain starts from the base, every later one from the previous link's weights, so no
+fine-tune jumps by more than a factor of two in λ. The lower half of the ladder is then polished
+at a tenth of the learning rate on 128×128 patches (two per batch: as many pixels per step as
+before), which suits full-size photos better than the small patches that made the early steps
 cheap; a polish round ends at a tenth of its learning rate, and each further round restarts from
-the last one at the full polish rate (a warm restart). Every run resumes from its checkpoint when
-the command is run again, so the recipe can be spread over several sittings. Last, the upper
-half of the ladder (:data:`LONG_TUNED`), where more training still lowered the loss on held-out
-photos, gets a long fine-tune at the full learning rate on small patches, two at a time, and the
-top rung (:data:`TOP_QUALITY`, twice quality 7's λ) is fine-tuned from quality 7's long run and
-then gets a long fine-tune of its own. The higher qualities, the least trained for what they are
-asked to do, get further, shorter long rounds (:data:`LONG_ROUNDS`), each from the one before,
-two at a time. The last run of each quality (``runs/factorized-qN-polish2``, or
-``runs/factorized-qN-longR`` for the long-tuned ones, R its number of long rounds when above one)
-is exported into the package with ``python -m nicbook export`` (see ``training/README.md``).
+the last one at the full polish rate (a warm restart). Quality 7 is polished the same way and
+gets a long fine-tune, from which the top rung (:data:`TOP_QUALITY`, twice quality 7's λ) is
+fine-tuned; the top rung then gets long rounds of its own (:data:`TOP_ROUNDS`), the last on the
+large patches.
+
+A model fine-tuned *upward* keeps the latent channels its start used: a channel that a low-rate
+model switched off has a density so narrow that any change to it costs more bits than it saves.
+So the upper half of the ladder (:data:`DESCENDED`) is fine-tuned *downward* from the top rung,
+which has learned to use more channels, two at a time; then the upper half and the top rung are
+polished once. Every run resumes from its checkpoint when the command is run again, so the recipe
+can be spread over several sittings. The run each quality ships (:func:`shipped_run`) is exported
+into the package with ``python -m nicbook export``; the recipe ends by printing those commands
+(see ``training/README.md``).
 """
 
 from __future__ import annotations
@@ -35,14 +38,18 @@ BASE_QUALITY = 4
 CHAINS = ((4, 5, 6, 7), (3, 2, 1, 0))
 COMMON = ["--quantization", "mixed", "--no-progress"]
 SMALL_PATCHES = ["--patch-size", "64", "--batch-size", "8"]
-POLISH = ["--patch-size", "128", "--batch-size", "2", "--lr", "1e-5"]  # 2 × 128² = 8 × 64² pixels a step
-#: Qualities that get a long fine-tune after their polish rounds.
-LONG_TUNED = (4, 5, 6, 7)
+LARGE_PATCHES = ["--patch-size", "128", "--batch-size", "2"]  # 2 × 128² = 8 × 64² pixels a step
+POLISH = [*LARGE_PATCHES, "--lr", "1e-5"]
+#: Qualities polished after their chain: the lower half, which ships its last polish round, and
+#: the quality below the top rung, whose long fine-tune leads to the top rung.
+POLISHED = (0, 1, 2, 3, 7)
 #: The top rung of the ladder, fine-tuned from the long run of the quality below it.
 TOP_QUALITY = 8
-#: Long rounds of each long-tuned quality (the top rung included); each later round starts from
-#: the one before, and the run of the last one ships.
-LONG_ROUNDS = {4: 1, 5: 2, 6: 2, 7: 4, 8: 4}
+#: Long rounds of the top rung, each from the one before; the last one runs on the large patches.
+TOP_ROUNDS = 5
+#: Qualities fine-tuned down from the top rung's last long round; they and the top rung are then
+#: polished once.
+DESCENDED = (7, 6, 5, 4)
 
 
 def train(out: Path, quality: int, steps: int, extra: list[str], threads: int) -> None:
@@ -66,8 +73,22 @@ def run_after(runs: Path, quality: int, polish_rounds: int) -> Path:
 
 
 def long_run(runs: Path, quality: int, round_: int = 1) -> Path:
-    """The ``round_``-th long fine-tune of a quality of :data:`LONG_TUNED` or the top rung."""
+    """The ``round_``-th long fine-tune of a quality."""
     return runs / f"factorized-q{quality}-long{round_ if round_ > 1 else ''}"
+
+
+def descent(runs: Path, quality: int, polished: bool = False) -> Path:
+    """The fine-tune of a quality of :data:`DESCENDED` down from the top rung (or its polish)."""
+    return runs / f"factorized-q{quality}-down{'-polish' if polished else ''}"
+
+
+def shipped_run(runs: Path, quality: int, polish_rounds: int = 2) -> Path:
+    """The run whose model the zoo ships at ``quality``."""
+    if quality == TOP_QUALITY:
+        return run_after(runs, quality, 1)
+    if quality in DESCENDED:
+        return descent(runs, quality, polished=True)
+    return run_after(runs, quality, polish_rounds)
 
 
 def run_chain(runs: Path, chain: tuple[int, ...], steps: int, polish_steps: int, rounds: int,
@@ -76,7 +97,7 @@ def run_chain(runs: Path, chain: tuple[int, ...], steps: int, polish_steps: int,
     for quality, out, start in zip(chain, tuned, [runs / "factorized-base", *tuned]):
         fine_tune(out, start, quality, steps, SMALL_PATCHES, threads)
     for round_ in range(1, rounds + 1):
-        for quality in chain:
+        for quality in filter(POLISHED.__contains__, chain):
             start, out = run_after(runs, quality, round_ - 1), run_after(runs, quality, round_)
             fine_tune(out, start, quality, polish_steps, POLISH, threads)
 
@@ -92,31 +113,42 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=Path, default=Path("runs"), help="folder of the runs")
     parser.add_argument("--base-steps", type=int, default=52_000)
-    parser.add_argument("--tune-steps", type=int, default=3_000, help="steps of every fine-tune")
+    parser.add_argument("--tune-steps", type=int, default=3_000, help="steps of every chain's fine-tune")
     parser.add_argument("--polish-steps", type=int, default=5_000, help="steps of every polish round")
-    parser.add_argument("--polish-rounds", type=int, default=2, help="polish rounds per quality")
-    parser.add_argument("--long-steps", type=int, default=12_000, help="steps of every long fine-tune")
+    parser.add_argument("--polish-rounds", type=int, default=2, help="polish rounds after the chains")
+    parser.add_argument("--long-steps", type=int, default=12_000, help="steps of the first long fine-tunes")
     parser.add_argument("--top-steps", type=int, default=6_000, help="steps of the top rung's fine-tune")
     parser.add_argument("--later-long-steps", type=int, default=8_000,
-                        help="steps of every long round after the first")
+                        help="steps of the top rung's later long rounds")
+    parser.add_argument("--descent-steps", type=int, default=6_000,
+                        help="steps of every fine-tune down from the top rung")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per chain")
     args = parser.parse_args()
-    train(args.runs / "factorized-base", BASE_QUALITY, args.base_steps, SMALL_PATCHES, 2 * args.threads)
-    side_by_side([partial(run_chain, args.runs, chain, args.tune_steps, args.polish_steps,
+    runs, both_cores = args.runs, 2 * args.threads
+    train(runs / "factorized-base", BASE_QUALITY, args.base_steps, SMALL_PATCHES, both_cores)
+    side_by_side([partial(run_chain, runs, chain, args.tune_steps, args.polish_steps,
                           args.polish_rounds, args.threads) for chain in CHAINS])  # fmt: skip
-    side_by_side([partial(fine_tune, long_run(args.runs, quality),
-                          run_after(args.runs, quality, args.polish_rounds), quality, args.long_steps,
-                          SMALL_PATCHES, args.threads) for quality in LONG_TUNED])  # fmt: skip
-    top, below = run_after(args.runs, TOP_QUALITY, 0), long_run(args.runs, TOP_QUALITY - 1)
-    fine_tune(top, below, TOP_QUALITY, args.top_steps, SMALL_PATCHES, args.threads)
-    # The top rung alone: both chains' cores serve it.
-    fine_tune(long_run(args.runs, TOP_QUALITY), top, TOP_QUALITY, args.long_steps, SMALL_PATCHES,
-              2 * args.threads)  # fmt: skip
-    for round_ in range(2, max(LONG_ROUNDS.values()) + 1):
-        side_by_side([partial(fine_tune, long_run(args.runs, quality, round_),
-                              long_run(args.runs, quality, round_ - 1), quality, args.later_long_steps,
-                              SMALL_PATCHES, args.threads)
-                      for quality, rounds in LONG_ROUNDS.items() if rounds >= round_])  # fmt: skip
+    below_top = TOP_QUALITY - 1
+    fine_tune(long_run(runs, below_top), run_after(runs, below_top, args.polish_rounds), below_top,
+              args.long_steps, SMALL_PATCHES, both_cores)  # fmt: skip
+    fine_tune(runs / f"factorized-q{TOP_QUALITY}", long_run(runs, below_top), TOP_QUALITY,
+              args.top_steps, SMALL_PATCHES, both_cores)  # fmt: skip
+    start = runs / f"factorized-q{TOP_QUALITY}"
+    for round_ in range(1, TOP_ROUNDS + 1):
+        steps = args.long_steps if round_ == 1 else args.later_long_steps
+        patches = LARGE_PATCHES if round_ == TOP_ROUNDS else SMALL_PATCHES
+        fine_tune(long_run(runs, TOP_QUALITY, round_), start, TOP_QUALITY, steps, patches, both_cores)
+        start = long_run(runs, TOP_QUALITY, round_)
+    side_by_side([partial(fine_tune, descent(runs, quality), start, quality, args.descent_steps,
+                          SMALL_PATCHES, args.threads) for quality in DESCENDED])  # fmt: skip
+    polished = [(descent(runs, quality), descent(runs, quality, polished=True), quality)
+                for quality in DESCENDED] + [(start, run_after(runs, TOP_QUALITY, 1), TOP_QUALITY)]
+    side_by_side([partial(fine_tune, out, begin, quality, args.polish_steps, POLISH, args.threads)
+                  for begin, out, quality in polished])  # fmt: skip
+    print("export the shipped runs into the package (add --hardware to say where they trained):")
+    for quality in CONFIGURATIONS["factorized"]:
+        print(f"python -m nicbook export {shipped_run(runs, quality, args.polish_rounds)} "
+              f"--quality {quality} --kodak $NICBOOK_DATA/kodak")
 
 
 if __name__ == "__main__":
