@@ -32,7 +32,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from nicbook.entropy import FrequencyTables
+from nicbook.entropy import FrequencyTables, entropy
 from nicbook.layers import lower_bound
 
 __all__ = ["FactorizedDensity", "FactorizedEntropyModel"]
@@ -213,9 +213,7 @@ class FactorizedEntropyModel(nn.Module):
         channel the model has stopped using (its latent always rounds to the median).
         """
         pmfs, _, _ = self.table_pmfs()
-        return torch.tensor(
-            [float(-(pmf[pmf > 0] * np.log2(pmf[pmf > 0])).sum()) for pmf in pmfs], dtype=torch.float64
-        )
+        return torch.tensor([entropy(pmf) for pmf in pmfs], dtype=torch.float64)
 
     @torch.no_grad()
     def update_tables(self) -> None:

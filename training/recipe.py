@@ -97,7 +97,7 @@ def run_chain(runs: Path, chain: tuple[int, ...], steps: int, polish_steps: int,
     for quality, out, start in zip(chain, tuned, [runs / "factorized-base", *tuned]):
         fine_tune(out, start, quality, steps, SMALL_PATCHES, threads)
     for round_ in range(1, rounds + 1):
-        for quality in filter(POLISHED.__contains__, chain):
+        for quality in [quality for quality in chain if quality in POLISHED]:
             start, out = run_after(runs, quality, round_ - 1), run_after(runs, quality, round_)
             fine_tune(out, start, quality, polish_steps, POLISH, threads)
 
