@@ -1,27 +1,30 @@
 """nicbook: the package behind the executable book on neural image compression.
 
-Each module maps to one idea of the book:
+Each module holds one idea of the book, in the order an image meets them:
 
-==========================  =====================================================
-``nicbook.data``            images, the sample picture, Kodak and training photos
-``nicbook.metrics``         MSE, PSNR, bits per pixel, Bjøntegaard deltas
-``nicbook.plot``            image grids, zoomed crops, RD plots, animations
-``nicbook.pillow_codecs``   Pillow's JPEG, WebP, JPEG 2000 and AVIF for reference
-``nicbook.entropy``         information content, Huffman and rANS coders
-``nicbook.transforms``      block DCT, zig-zag, the KLT
-``nicbook.jpeg``            a baseline JPEG codec
-``nicbook.quantizers``      the dead-zone uniform scalar quantizer
-``nicbook.blockcoder``      a block transform coder with a DCT or KLT basis
-``nicbook.layers``          GDN and the convolutional analysis/synthesis transforms
-``nicbook.quantization``    rounding and its training proxies
-``nicbook.entropy_models``  the learned factorized density of the latents
-``nicbook.models``          the autoencoder and the compressive autoencoder
-``nicbook.train``           the training loop (CPU, GPU, several GPUs)
-``nicbook.codec``           ``.nic`` files: compress and decompress with a model
-``nicbook.zoo``             trained models shipped with the package
-``nicbook.neural_figures``  short training runs and figures for chapters 6 and 7
-``nicbook.exercises``       automatic checks of the book's exercises
-==========================  =====================================================
+==============================  ===========================================================
+``nicbook.data``                images as 8-bit RGB, the sample picture, Kodak, training photos
+``nicbook.metrics``             MSE, PSNR, bits per pixel, Bjøntegaard deltas
+``nicbook.evaluation``          RD points and curves measured on real files
+``nicbook.pillow_codecs``       Pillow's JPEG, WebP, JPEG 2000 and AVIF for reference
+``nicbook.entropy``             information content, frequency tables, Huffman and rANS coders
+``nicbook.deadzone``            the dead-zone uniform scalar quantizer
+``nicbook.transforms``          block DCT, zig-zag, the KLT
+``nicbook.jpeg``                a baseline JPEG codec, one stage per module
+``nicbook.blockcoder``          a block transform coder with a DCT or KLT basis
+``nicbook.nn``                  the neural parts, in PyTorch: layers, rounding, the learned
+                                density, the models, checkpoints, the training loop
+``nicbook.codec``               ``.nic`` files: analysis, symbols, entropy coding, container
+``nicbook.zoo``                 loading the trained models shipped with the package
+``nicbook.release``             turning a training run into shipped weights, and back
+``nicbook.plot``                image grids, RD plots, animations and each chapter's figures
+``nicbook.exercises``           automatic checks of the book's exercises
+``nicbook.cli``                 the ``nicbook`` command line
+==============================  ===========================================================
+
+``data``, ``metrics``, ``entropy``, ``deadzone``, ``transforms``, ``jpeg`` and ``blockcoder``
+need numpy and Pillow only; torch is loaded by ``nn``, ``codec``, ``zoo`` and ``release``, and
+matplotlib by ``plot``.
 """
 
 from __future__ import annotations

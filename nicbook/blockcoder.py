@@ -9,7 +9,7 @@ The pipeline is the classic one of transform coding:
    zig-zag order (:class:`DCTCoder`) or a Karhunen–Loève basis learned from photos
    (:class:`KLTCoder`);
 3. coefficient ``k`` is quantized with a dead-zone uniform quantizer
-   (:mod:`nicbook.quantizers`) of step ``step · (1 + frequency_weighting · k / (n² - 1))``; with the
+   (:mod:`nicbook.deadzone`) of step ``step · (1 + frequency_weighting · k / (n² - 1))``; with the
    default ``frequency_weighting = 0`` every coefficient gets the same step, which is what
    minimises MSE for an orthonormal transform at high rate. Coefficient 0 (the block mean for
    the DCT, the first principal component for the KLT) is coded as the difference to the
@@ -46,12 +46,11 @@ from os import PathLike
 import numpy as np
 from tqdm.auto import tqdm
 
-from nicbook import metrics
-from nicbook.data import load_image, sample_image, training_image_paths
+from nicbook.data import has_training_photos, load_image, training_photos
 from nicbook.entropy import FrequencyTables, decode_uvarint, encode_uvarint, rans_decode, rans_encode
-from nicbook.errors import BitstreamError, DataNotFoundError, ImageFormatError, UnsupportedFormatError
+from nicbook.errors import BitstreamError, ImageFormatError, UnsupportedFormatError
 from nicbook.jpeg.color import rgb_to_ycbcr, ycbcr_to_rgb
-from nicbook.quantizers import dequantize, quantize
+from nicbook.deadzone import dequantize, quantize
 from nicbook.transforms import blockify, dct_basis, learn_klt_basis, unblockify
 
 __all__ = [
@@ -61,7 +60,6 @@ __all__ = [
     "StreamHeader",
     "basis_fingerprint",
     "coefficient_steps",
-    "rd_curve",
     "read_header",
     "sample_luma_blocks",
     "training_klt_coder",
@@ -184,9 +182,9 @@ class BlockTransformCoder:
     embed_basis:
         Send the basis (float16) in every stream instead of assuming the decoder has it.
     rounding:
-        Encoder rounding of :func:`nicbook.quantizers.quantize`; below 1/2 it widens the dead zone.
+        Encoder rounding of :func:`nicbook.deadzone.quantize`; below 1/2 it widens the dead zone.
     reconstruction_offset:
-        Decoder offset of :func:`nicbook.quantizers.dequantize` (sent in the stream).
+        Decoder offset of :func:`nicbook.deadzone.dequantize` (sent in the stream).
     frequency_weighting:
         Coarsens the step linearly with the coefficient index (0: one step for all).
 
@@ -388,16 +386,15 @@ def training_klt_coder(n_photos: int = 200, n_blocks: int = 60_000, seed: int = 
     """The book's KLT coder: learned on ``n_blocks`` luma blocks of ``n_photos`` random training photos.
 
     Returns the coder and a sentence naming what it was learned on. Without training photos
-    (``$NICBOOK_DATA/train`` absent) it learns on the sample image, and the sentence says so.
+    (``$NICBOOK_DATA/train`` absent) it learns on the sample image that
+    :func:`nicbook.data.training_photos` puts in their place, and the sentence says so.
     """
-    try:
-        paths = training_image_paths()
-    except DataNotFoundError:
-        coder = KLTCoder.learn([sample_image()], n_blocks=n_blocks, seed=seed)
-        return coder, "the sample image (no training photos found: set NICBOOK_DATA)"
+    paths, _ = training_photos()
     chosen = np.random.default_rng(seed).choice(len(paths), min(n_photos, len(paths)), replace=False)
     coder = KLTCoder.learn([paths[i] for i in sorted(chosen)], n_blocks=n_blocks, seed=seed)
-    return coder, f"{n_blocks:,} luma blocks of {len(chosen)} of the {len(paths)} training photos"
+    if has_training_photos():
+        return coder, f"{n_blocks:,} luma blocks of {len(chosen)} of the {len(paths)} training photos"
+    return coder, "the sample image (no training photos found: set NICBOOK_DATA)"
 
 
 def sample_luma_blocks(
@@ -526,14 +523,3 @@ def _check_step(step: float) -> float:
     if not np.isfinite(step) or step <= 0 or np.float32(step) <= 0:
         raise ValueError(f"step must be a positive finite number, got {step}")
     return float(np.float32(step))
-
-
-def rd_curve(
-    coder: BlockTransformCoder,
-    images: Sequence[np.ndarray],
-    steps: Sequence[float],
-    progress: bool = False,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Rate-distortion points from real streams: mean bpp and mean PSNR over ``images`` per step
-    (see :func:`nicbook.metrics.rd_curve`)."""
-    return metrics.rd_curve(coder.encode, coder.decode, images, steps, progress, desc=f"{type(coder).__name__} RD")

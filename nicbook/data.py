@@ -31,9 +31,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import torch
 from PIL import Image, ImageOps
-from torch.utils.data import Dataset
 
 from nicbook.errors import ChecksumError, DataNotFoundError, ImageFormatError
 
@@ -178,24 +176,6 @@ def sample_image() -> np.ndarray:
     from matplotlib import cbook
 
     return load_image(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
-
-
-def to_tensor(
-    image: np.ndarray, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
-) -> torch.Tensor:
-    """``(H, W, 3)`` uint8 image -> ``(1, 3, H, W)`` tensor in [0, 1], the layout networks expect."""
-    tensor = torch.from_numpy(np.array(as_rgb8(image), copy=True)).permute(2, 0, 1).unsqueeze(0)
-    return tensor.to(device, dtype) / 255.0
-
-
-def to_image(tensor: torch.Tensor) -> np.ndarray:
-    """``(1, 3, H, W)`` or ``(3, H, W)`` tensor in [0, 1] -> ``(H, W, 3)`` uint8 image.
-
-    Values are clamped to [0, 1] and rounded in the tensor's own precision (a float64 decoder
-    output is not cast to float32 first, which could move a value across a rounding boundary).
-    """
-    tensor = tensor.detach().cpu().reshape(-1, *tensor.shape[-2:])
-    return (tensor.clamp(0.0, 1.0) * 255.0).round().to(torch.uint8).permute(1, 2, 0).numpy()
 
 
 # --------------------------------------------------------------------------- data sets
@@ -365,85 +345,33 @@ def train_validation_split(
     return train, validation
 
 
-# --------------------------------------------------------------------------- training patches
-
-
-class PatchDataset(Dataset):
-    """Random square crops of training photos, with random horizontal and vertical flips.
-
-    Each item is a float32 tensor ``(3, patch_size, patch_size)`` in [0, 1]. An epoch has
-    ``patches_per_image`` crops of every image; images smaller than a patch are padded by
-    reflection. Decoded images are kept in memory (about 0.4 GB for the book's 580 photos) unless
-    ``cache=False``. Randomness comes from torch's generator, so ``torch.manual_seed`` (and the
-    DataLoader's per-worker seeding) makes the crops reproducible.
-    """
-
-    def __init__(
-        self,
-        paths: Sequence[str | os.PathLike[str]],
-        patch_size: int = 128,
-        patches_per_image: int = 1,
-        cache: bool = True,
-    ) -> None:
-        if not paths:
-            raise DataNotFoundError("PatchDataset needs at least one image path")
-        if patch_size < 1 or patches_per_image < 1:
-            raise ValueError("patch_size and patches_per_image must be positive")
-        self.paths = [Path(path) for path in paths]
-        self.patch_size = patch_size
-        self.patches_per_image = patches_per_image
-        self.cache = cache
-        self._images: dict[int, np.ndarray] = {}
-
-    def __len__(self) -> int:
-        return len(self.paths) * self.patches_per_image
-
-    def _image(self, index: int) -> np.ndarray:
-        image = self._images.get(index)
-        if image is None:
-            image = load_image(self.paths[index])
-            if self.cache:
-                self._images[index] = image
-        return image
-
-    def __getitem__(self, item: int) -> torch.Tensor:
-        image = self._image(item % len(self.paths))
-        size = self.patch_size
-        pad_y, pad_x = max(0, size - image.shape[0]), max(0, size - image.shape[1])
-        if pad_y or pad_x:
-            mode = "reflect" if min(image.shape[:2]) > 1 else "edge"
-            image = np.pad(image, ((0, pad_y), (0, pad_x), (0, 0)), mode=mode)
-        top = int(torch.randint(0, image.shape[0] - size + 1, ()))
-        left = int(torch.randint(0, image.shape[1] - size + 1, ()))
-        patch = image[top : top + size, left : left + size]
-        if torch.rand(()) < 0.5:
-            patch = patch[:, ::-1]
-        if torch.rand(()) < 0.5:
-            patch = patch[::-1]
-        tensor = torch.from_numpy(np.ascontiguousarray(patch)).permute(2, 0, 1)
-        return tensor.float().div_(255.0)
-
-
-# --------------------------------------------------------------------------- command line
-
-
-def register_cli(subparsers) -> None:
-    """Add ``nicbook data`` (where the data is, and downloading Kodak)."""
-    parser = subparsers.add_parser("data", help="locate or download the book's data sets")
-    parser.add_argument("dataset", choices=["kodak", "status"], help="download Kodak, or show status")
-    parser.set_defaults(func=_cli_data)
-
-
-def _cli_data(args) -> int:
-    if args.dataset == "kodak":
-        paths = kodak_paths(download=True)
-        print(f"Kodak: {len(paths)} images verified in {paths[0].parent}")
-        return 0
-    root = data_root()
-    print(f"{DATA_ENV}: {root if root is not None else '(unset)'}")
-    print(f"Kodak available: {kodak_available()}")
+def has_training_photos() -> bool:
+    """Whether ``$NICBOOK_DATA/train`` holds any photos."""
     try:
-        print(f"training images: {len(training_image_paths())}")
-    except DataNotFoundError as error:
-        print(f"training images: none ({error})")
-    return 0
+        return bool(training_image_paths())
+    except DataNotFoundError:
+        return False
+
+
+def training_photos() -> tuple[list[Path], str]:
+    """Paths of the training photos and a sentence saying what they are, for code that learns from photos.
+
+    Without ``$NICBOOK_DATA/train`` the left and right halves of the sample image stand in
+    (written once as PNGs to :func:`cache_dir`), so a chapter still runs, on far less varied
+    data; two files let a training run hold one out for validation.
+    """
+    try:
+        paths = training_image_paths()
+    except DataNotFoundError:
+        image = sample_image()
+        middle = image.shape[1] // 2
+        paths = [cache_dir() / f"sample_image_{side}.png" for side in ("left", "right")]
+        for path, half in zip(paths, (image[:, :middle], image[:, middle:])):
+            if not path.is_file():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                save_image(half, path)
+        return paths, (
+            "No training photos found ($NICBOOK_DATA/train is not set up): training on patches of "
+            "the two halves of the sample image instead, so the model will generalise poorly."
+        )
+    return paths, f"Training on random patches of {len(paths)} photos from $NICBOOK_DATA/train."

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nicbook import metrics, quantizers
+from nicbook import deadzone, metrics
 from nicbook.entropy import HuffmanCode, cross_entropy, information_content
 from nicbook.transforms import energy_compaction, learn_klt_basis, zigzag_order
 
@@ -125,7 +125,7 @@ def check_cross_entropy(my_cross_entropy: Callable[[np.ndarray, np.ndarray], flo
 
 def check_quantizer(my_quantize: Callable[[np.ndarray, float, float], np.ndarray], seed: int = 0) -> CheckResult:
     """``my_quantize(x, step, rounding)`` must return the dead-zone indices of
-    :func:`nicbook.quantizers.quantize`: ``sign(x) · floor(|x| / step + rounding)``."""
+    :func:`nicbook.deadzone.quantize`: ``sign(x) · floor(|x| / step + rounding)``."""
     exercise = "dead-zone quantizer"
     rng = np.random.default_rng(seed)
     x = np.concatenate([rng.laplace(0, 4, 200), [-1.5, -0.5, 0.0, 0.5, 1.5, 2.4999, -2.5]])
@@ -133,7 +133,7 @@ def check_quantizer(my_quantize: Callable[[np.ndarray, float, float], np.ndarray
         got, failure = _call(exercise, my_quantize, x.copy(), step, rounding)
         if failure is not None:
             return failure
-        expected = quantizers.quantize(x, step, rounding)
+        expected = deadzone.quantize(x, step, rounding)
         indices = np.asarray(got)
         if indices.shape != expected.shape:
             return CheckResult(exercise, False, f"expected {expected.shape[0]} indices, got shape {indices.shape}")

@@ -6,10 +6,9 @@ RGB channels of 8-bit images together, and the peak is 255.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
-from tqdm.auto import tqdm
 
 ArrayLike = np.ndarray | Sequence[float]
 
@@ -53,29 +52,6 @@ def bpp(data_or_bits: bytes | bytearray | int, shape: Sequence[int]) -> float:
     if len(shape) < 2 or shape[0] <= 0 or shape[1] <= 0:
         raise ValueError(f"shape must start with positive (H, W), got {tuple(shape)}")
     return bits / (int(shape[0]) * int(shape[1]))
-
-
-def rd_curve(
-    encode: Callable[[np.ndarray, float], bytes],
-    decode: Callable[[bytes], np.ndarray],
-    images: Sequence[np.ndarray],
-    settings: Sequence[float],
-    progress: bool = False,
-    desc: str = "RD",
-) -> tuple[np.ndarray, np.ndarray]:
-    """Rate–distortion points of a codec measured on real files: for each setting, the mean bpp of
-    the bytes ``encode(image, setting)`` returns and the mean RGB PSNR of ``decode`` of those bytes,
-    over ``images``."""
-    if len(images) == 0:
-        raise ValueError("rd_curve needs at least one image")
-    rates = np.zeros((len(settings), len(images)))
-    qualities = np.zeros_like(rates)
-    jobs = [(s, i) for s in range(len(settings)) for i in range(len(images))]
-    for s, i in tqdm(jobs, desc=desc, disable=not progress):
-        data = encode(images[i], settings[s])
-        rates[s, i] = bpp(data, images[i].shape)
-        qualities[s, i] = psnr(images[i], decode(data))
-    return rates.mean(axis=1), qualities.mean(axis=1)
 
 
 def _curve(curve: tuple[ArrayLike, ArrayLike], name: str) -> tuple[np.ndarray, np.ndarray]:

@@ -2,14 +2,14 @@
 
 Each :class:`PillowCodec` encodes an ``H×W×3 uint8`` image at one *setting* (a quality, or for
 JPEG 2000 a compression ratio) into the real file bytes and decodes them back, so rates are
-always measured from file sizes. :func:`rd_curve` sweeps the settings over a set of images.
+always measured from file sizes (:func:`nicbook.evaluation.rd_curve` sweeps the settings).
 """
 
 from __future__ import annotations
 
 import io
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,7 +17,6 @@ from PIL import Image, features
 
 from nicbook.data import as_rgb8, pil_to_rgb8
 from nicbook.errors import NicbookError
-from nicbook import metrics
 
 
 @dataclass(frozen=True)
@@ -84,19 +83,6 @@ irreversible 9/7 wavelet with the colour transform) compression ratios relative 
 def available_codecs() -> list[str]:
     """Names of the codecs in :data:`CODECS` that this Pillow build can write."""
     return [name for name, codec in CODECS.items() if codec.available()]
-
-
-def rd_curve(
-    codec: PillowCodec | str,
-    images: Sequence[np.ndarray],
-    settings: Sequence[float] | None = None,
-    progress: bool = False,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Mean bpp (from the file sizes) and mean RGB PSNR over ``images`` at each setting
-    (default: the codec's own sweep); see :func:`nicbook.metrics.rd_curve`."""
-    codec = CODECS[codec] if isinstance(codec, str) else codec
-    settings = codec.settings if settings is None else settings
-    return metrics.rd_curve(codec.encode, codec.decode, images, settings, progress, desc=codec.name)
 
 
 def png_bytes(image: np.ndarray) -> bytes:

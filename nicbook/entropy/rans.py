@@ -20,19 +20,18 @@ it ends there and that every word was used, which catches most corruption.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import weakref
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from nicbook.entropy.bits import BitReader, decode_uvarint, encode_uvarint, pack_bits
-from nicbook.entropy.pmf import quantize_pmf
+from nicbook.entropy.pmf import MAX_TABLE_PRECISION, FrequencyTables, check_message, check_table_indices
 from nicbook.errors import BitstreamError
 
-MAX_PRECISION = 16
+MAX_PRECISION = MAX_TABLE_PRECISION
 STATE_LOWER = 1 << 16  # states are kept in [STATE_LOWER, 2**32)
 WORD_BITS = 16
-MAX_OFFSET = 1 << 62  # keeps offset + table size and escape distances inside (u)int64
 #: Rows of symbols per lane the lane-count rule aims for: more rows cost speed, more lanes
 #: cost 32 flushed bits each.
 ROWS_PER_LANE = 2048
@@ -48,6 +47,8 @@ STREAM_SLACK_BITS = 256
 #: this many tables in one message, and by binary search over the tables' cumulative frequencies
 #: beyond it, where the per-slot arrays would take too much memory (an adaptive coder's table sets).
 MAX_SLOT_TABLES = 256
+#: Per tables object, the per-slot decoding arrays of the last stack of tables decoded with.
+_SLOT_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def lane_count(n_symbols: int, information_bits: float | None = None) -> int:
@@ -61,234 +62,48 @@ def lane_count(n_symbols: int, information_bits: float | None = None) -> int:
     return int(min(MAX_LANES, max(1, lanes)))
 
 
-class FrequencyTables:
-    """``T`` integer frequency tables, each over its own value range plus an ESCAPE symbol.
+def _slot_tables(tables: FrequencyTables, used: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-slot decoding arrays for the tables ``used`` stacked, plus one padding block.
 
-    Table ``t`` covers values ``offsets[t] .. offsets[t] + sizes[t] - 1``; its frequencies
-    are the ``sizes[t]`` regular symbols followed by ESCAPE, all >= 1, summing to
-    ``2**precision``.
-
-    Parameters
-    ----------
-    frequencies
-        The tables concatenated into one 1-D integer array of length ``sum(sizes + 1)``, or a
-        2-D array ``(T, K + 1)`` of equally sized tables (then ``sizes`` may be omitted).
-    sizes, offsets
-        ``(T,)`` integers; ``offsets`` defaults to zeros.
-    precision
-        Bits of the probability scale, 1 to 16.
+    For slot ``s`` of block ``b`` (``key = b * 2**precision + s``): the flat table entry
+    that owns it, its frequency, and ``s - cumulative``, so that a decoding step is
+    ``state = freq[key] * (state >> precision) + bias[key]``. The padding block decodes
+    a certain symbol, which leaves the state unchanged. The last stack of each tables object is cached.
     """
+    key = tuple(used.tolist())
+    if _SLOT_CACHE.get(tables, (None,))[0] != key:
+        slots = 1 << tables.precision
+        entries = [
+            np.repeat(np.arange(tables.starts[t], tables.starts[t] + tables.sizes[t] + 1), tables.table(t))
+            for t in key
+        ]
+        entry = np.concatenate(entries + [np.full(slots, tables.frequencies.size)]).astype(np.int32)
+        freq = np.append(tables.frequencies, slots).astype(np.uint32)
+        start = np.append(tables.cumulative, 0).astype(np.uint32)
+        slot = np.tile(np.arange(slots, dtype=np.uint32), len(key) + 1)
+        _SLOT_CACHE[tables] = (key, entry, freq[entry], slot - start[entry])
+    return _SLOT_CACHE[tables][1:]
 
-    def __init__(
-        self,
-        frequencies: ArrayLike,
-        sizes: ArrayLike | None = None,
-        offsets: ArrayLike | None = None,
-        precision: int = 16,
-    ) -> None:
-        freq = np.asarray(frequencies)
-        if freq.ndim == 2 and sizes is None:
-            sizes = np.full(freq.shape[0], freq.shape[1] - 1)
-        if sizes is None:
-            raise ValueError("sizes is required for a flat frequency array")
-        freq = freq.ravel()
-        if freq.size and not np.issubdtype(freq.dtype, np.integer):
-            raise ValueError(f"frequencies must be integers, got dtype {freq.dtype}")
-        self.precision = int(precision)
-        if not 1 <= self.precision <= MAX_PRECISION:
-            raise ValueError(f"precision must be in [1, {MAX_PRECISION}], got {precision}")
-        self.sizes = np.asarray(sizes, dtype=np.int64).ravel()
-        self.offsets = (
-            np.zeros_like(self.sizes) if offsets is None else np.asarray(offsets, dtype=np.int64).ravel()
-        )
-        if self.sizes.size == 0:
-            raise ValueError("at least one table is needed")
-        if self.offsets.shape != self.sizes.shape:
-            raise ValueError(f"{self.sizes.size} sizes but {self.offsets.size} offsets")
-        if self.sizes.min() < 1 or self.sizes.max() + 1 > 1 << self.precision:
-            raise ValueError(
-                f"table sizes must be in [1, 2**precision - 1] = [1, {(1 << self.precision) - 1}]"
-            )
-        if np.abs(self.offsets).max() > MAX_OFFSET:
-            raise ValueError("offsets must be within +-2**62")
-        widths = self.sizes + 1
-        if freq.size != widths.sum():
-            raise ValueError(f"expected {widths.sum()} frequencies (sizes + 1 per table), got {freq.size}")
-        freq = freq.astype(np.int64)
-        self.starts = np.cumsum(widths) - widths  # index of each table's first entry
-        if freq.min() < 1 or np.any(np.add.reduceat(freq, self.starts) != 1 << self.precision):
-            raise ValueError(f"every frequency must be >= 1 and every table must sum to 2**{self.precision}")
-        self.frequencies = freq.astype(np.uint32)
-        self.cumulative = (
-            np.cumsum(freq) - freq - np.repeat(np.cumsum(freq)[self.starts] - freq[self.starts], widths)
-        ).astype(np.uint32)
-        for array in (self.frequencies, self.cumulative, self.sizes, self.offsets, self.starts):
-            array.flags.writeable = False
-        self._decoding_cache: tuple | None = None
+def _search_tables(tables: FrequencyTables, used: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Binary-search decoding arrays for the tables ``used`` stacked, plus one padding block.
 
-    @classmethod
-    def from_pmfs(
-        cls,
-        pmfs: ArrayLike | Sequence[ArrayLike],
-        offsets: ArrayLike,
-        precision: int = 16,
-        escape_probability: float | None = None,
-    ) -> FrequencyTables:
-        """Quantize float PMFs (a ``(T, K)`` array or a list of 1-D arrays) into tables.
-
-        ESCAPE gets ``escape_probability``; by default the mass a PMF leaves out of its range
-        (``1 - sum(pmf)`` when that is positive), which is what a truncated model's tails hold.
-        Either way it never gets less than the smallest frequency, ``2**-precision``.
-        """
-        pmfs = [np.asarray(p, dtype=np.float64).ravel() for p in pmfs]
-        offsets = np.asarray(offsets, dtype=np.int64).ravel()
-        if len(pmfs) != offsets.size:
-            raise ValueError(f"{len(pmfs)} PMFs but {offsets.size} offsets")
-        if not pmfs:
-            raise ValueError("from_pmfs needs at least one PMF")
-        tables = []
-        for pmf in pmfs:
-            if pmf.size == 0 or not np.all(np.isfinite(pmf)) or np.any(pmf < 0) or pmf.sum() <= 0:
-                raise ValueError("each PMF must be non-empty, finite, non-negative, with positive mass")
-            mass = math.fsum(pmf.tolist())  # exactly rounded: the same on every machine
-            escape = max(0.0, 1.0 - mass) if escape_probability is None else float(escape_probability)
-            if not 0 <= escape < 1:
-                raise ValueError(f"escape_probability must be in [0, 1), got {escape}")
-            normalised = pmf / mass * (1.0 - escape)
-            tables.append(quantize_pmf(np.append(normalised, escape), precision))
-        return cls(np.concatenate(tables), [p.size for p in pmfs], offsets, precision)
-
-    @property
-    def num_tables(self) -> int:
-        return int(self.sizes.size)
-
-    def __len__(self) -> int:
-        return self.num_tables
-
-    def __repr__(self) -> str:
-        return f"FrequencyTables({self.num_tables} tables, sizes {self.sizes.min()}..{self.sizes.max()}, precision {self.precision})"
-
-    def table(self, t: int) -> np.ndarray:
-        """Frequencies of table ``t`` (regular symbols, then ESCAPE)."""
-        return self.frequencies[self.starts[t] : self.starts[t] + self.sizes[t] + 1]
-
-    def to_arrays(self) -> dict[str, np.ndarray]:
-        """Plain integer arrays (for a checkpoint or ``np.savez``); see :meth:`from_arrays`."""
-        return {
-            "frequencies": self.frequencies.copy(),
-            "sizes": self.sizes.copy(),
-            "offsets": self.offsets.copy(),
-            "precision": np.array(self.precision, dtype=np.int64),
-        }
-
-    @classmethod
-    def from_arrays(cls, arrays: dict[str, ArrayLike]) -> FrequencyTables:
-        return cls(
-            arrays["frequencies"], arrays["sizes"], arrays["offsets"], int(np.asarray(arrays["precision"]))
-        )
-
-    def symbols(self, values: ArrayLike, table_indices: ArrayLike) -> np.ndarray:
-        """Index of each value in its table (``values - offset``; ``sizes[t]`` = ESCAPE)."""
-        values, tables = _message(values, table_indices, self)
-        entry, _ = self._entries(values, tables)
-        return entry - self.starts[tables]
-
-    def cheapest_bits(self) -> np.ndarray:
-        """Per table, the cost in bits of its most probable symbol: no value it codes costs less."""
-        largest = np.maximum.reduceat(self.frequencies, self.starts)
-        return self.precision - np.log2(largest.astype(np.float64))
-
-    def information_bits(self, values: ArrayLike, table_indices: ArrayLike) -> np.ndarray:
-        """Ideal cost ``-log2(freq / 2**precision)`` of each value under its integer table.
-
-        An escaped value counts the ESCAPE symbol only, not its Elias-gamma payload.
-        """
-        values, tables = _message(values, table_indices, self)
-        entry, _ = self._entries(values, tables)
-        return self._entry_bits(entry)
-
-    def _entry_bits(self, entry: np.ndarray) -> np.ndarray:
-        """Ideal cost in bits of each entry (index into the concatenated tables)."""
-        return self.precision - np.log2(self.frequencies[entry].astype(np.float64))
-
-    def _entries(self, values: np.ndarray, tables: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Flat table entry of each value and the mask of escaped values."""
-        offsets, sizes = self.offsets[tables], self.sizes[tables]
-        escaped = (values < offsets) | (values >= offsets + sizes)
-        local = np.where(escaped, sizes, values - offsets)
-        return self.starts[tables] + local, escaped
-
-    def _slot_tables(self, used: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Per-slot decoding arrays for the tables ``used`` stacked, plus one padding block.
-
-        For slot ``s`` of block ``b`` (``key = b * 2**precision + s``): the flat table entry
-        that owns it, its frequency, and ``s - cumulative``, so that a decoding step is
-        ``state = freq[key] * (state >> precision) + bias[key]``. The padding block decodes
-        a certain symbol, which leaves the state unchanged. The last stack is cached.
-        """
-        key = tuple(used.tolist())
-        if self._decoding_cache is None or self._decoding_cache[0] != key:
-            slots = 1 << self.precision
-            entries = [
-                np.repeat(np.arange(self.starts[t], self.starts[t] + self.sizes[t] + 1), self.table(t))
-                for t in key
-            ]
-            entry = np.concatenate(entries + [np.full(slots, self.frequencies.size)]).astype(np.int32)
-            freq = np.append(self.frequencies, slots).astype(np.uint32)
-            start = np.append(self.cumulative, 0).astype(np.uint32)
-            slot = np.tile(np.arange(slots, dtype=np.uint32), len(key) + 1)
-            self._decoding_cache = (key, entry, freq[entry], slot - start[entry])
-        return self._decoding_cache[1:]
-
-    def _search_tables(self, used: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Binary-search decoding arrays for the tables ``used`` stacked, plus one padding block.
-
-        Returns the sorted keys at which entries begin (``b * 2**precision + cumulative`` for
-        block ``b``), the flat entry of each, and per flat entry (padding last) the key where it
-        begins and its frequency: a slot's entry is the last one beginning at or below its key.
-        """
-        slots = 1 << self.precision
-        widths = self.sizes[used] + 1
-        entry = np.concatenate(
-            [np.arange(self.starts[t], self.starts[t] + width) for t, width in zip(used, widths)]
-            + [np.array([self.frequencies.size])]
-        )
-        blocks = np.append(np.repeat(np.arange(used.size), widths), used.size)
-        cumulative = np.append(self.cumulative, 0).astype(np.int64)
-        begins = blocks * slots + cumulative[entry]
-        begin_of_entry = np.zeros(self.frequencies.size + 1, dtype=np.int64)
-        begin_of_entry[entry] = begins
-        freq = np.append(self.frequencies, slots).astype(np.uint32)
-        return begins, entry.astype(np.int64), begin_of_entry, freq
-
-
-def _message(
-    values: ArrayLike, table_indices: ArrayLike, tables: FrequencyTables
-) -> tuple[np.ndarray, np.ndarray]:
-    """Validated ``(values, table indices)`` as int64 vectors of equal length."""
-    values = np.asarray(values)
-    if values.size and not np.issubdtype(values.dtype, np.integer):
-        raise ValueError(f"values must be integers, got dtype {values.dtype}")
-    if values.dtype == np.uint64 and values.size and values.max() > np.iinfo(np.int64).max:
-        raise ValueError("values must fit in int64")
-    values = values.astype(np.int64).ravel()
-    return values, _table_indices(table_indices, values.size, tables)
-
-
-def _table_indices(table_indices: ArrayLike, n: int, tables: FrequencyTables) -> np.ndarray:
-    indices = np.asarray(table_indices)
-    if indices.size and not np.issubdtype(indices.dtype, np.integer):
-        raise ValueError("table indices must be integers")
-    indices = (
-        np.broadcast_to(indices.astype(np.int64), (n,))
-        if indices.ndim == 0
-        else indices.astype(np.int64).ravel()
+    Returns the sorted keys at which entries begin (``b * 2**precision + cumulative`` for
+    block ``b``), the flat entry of each, and per flat entry (padding last) the key where it
+    begins and its frequency: a slot's entry is the last one beginning at or below its key.
+    """
+    slots = 1 << tables.precision
+    widths = tables.sizes[used] + 1
+    entry = np.concatenate(
+        [np.arange(tables.starts[t], tables.starts[t] + width) for t, width in zip(used, widths)]
+        + [np.array([tables.frequencies.size])]
     )
-    if indices.size != n:
-        raise ValueError(f"{n} values but {indices.size} table indices")
-    if n and (indices.min() < 0 or indices.max() >= tables.num_tables):
-        raise ValueError(f"table indices must be in [0, {tables.num_tables})")
-    return indices
+    blocks = np.append(np.repeat(np.arange(used.size), widths), used.size)
+    cumulative = np.append(tables.cumulative, 0).astype(np.int64)
+    begins = blocks * slots + cumulative[entry]
+    begin_of_entry = np.zeros(tables.frequencies.size + 1, dtype=np.int64)
+    begin_of_entry[entry] = begins
+    freq = np.append(tables.frequencies, slots).astype(np.uint32)
+    return begins, entry.astype(np.int64), begin_of_entry, freq
 
 
 def _bit_lengths(x: np.ndarray) -> np.ndarray:
@@ -346,13 +161,13 @@ def rans_encode(
 
     ``lanes`` overrides :func:`lane_count` (the decoder reads it from the stream).
     """
-    values, table_of = _message(values, table_indices, tables)
+    values, table_of = check_message(values, table_indices, tables)
     n = values.size
     if n == 0:
         return b""
-    entry, escaped = tables._entries(values, table_of)
+    entry, escaped = tables.entries(values, table_of)
     if lanes is None:
-        lanes = lane_count(n, float(tables._entry_bits(entry).sum()))
+        lanes = lane_count(n, float(tables.entry_bits(entry).sum()))
     lanes = int(lanes)
     if not 1 <= lanes <= n:
         raise ValueError(f"lanes must be in [1, {n}], got {lanes}")
@@ -395,7 +210,7 @@ def rans_decode(data: bytes, table_indices: ArrayLike, tables: FrequencyTables) 
     if indices.ndim == 0:
         raise ValueError("the decoder needs one table index per value (np.full(n, t) for a single table)")
     n = int(indices.size)
-    table_of = _table_indices(indices, n, tables)
+    table_of = check_table_indices(indices, n, tables)
     if n == 0:
         if data:
             raise BitstreamError("rANS stream has data but no symbols were expected")
@@ -417,10 +232,10 @@ def rans_decode(data: bytes, table_indices: ArrayLike, tables: FrequencyTables) 
     slots = 1 << precision
     used = np.flatnonzero(np.bincount(table_of, minlength=tables.num_tables))
     if used.size <= MAX_SLOT_TABLES:
-        slot_entry, slot_freq, slot_bias = tables._slot_tables(used)
+        slot_entry, slot_freq, slot_bias = _slot_tables(tables, used)
         lookup = None
     else:
-        lookup = tables._search_tables(used)
+        lookup = _search_tables(tables, used)
     block_of_table = np.zeros(tables.num_tables, dtype=np.int64)
     block_of_table[used] = np.arange(used.size) * slots
     rows = -(-n // lanes)

@@ -18,7 +18,7 @@ are coded through its escape symbol, so every integer latent codes, merely at a 
 Medians and range quantiles are found by bisection on the monotone CDF (a direct search rather
 than CompressAI's auxiliary loss): exact to float64 precision, no extra optimiser, and the same
 answer every time the tables are rebuilt. The tables live in the module's state dict, so a model
-saved with :func:`nicbook.train.save_checkpoint` or loaded from the zoo codes at once.
+saved with :func:`nicbook.nn.checkpoints.save_checkpoint` or loaded from the zoo codes at once.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from nicbook.entropy import FrequencyTables, entropy
-from nicbook.layers import lower_bound
+from nicbook.nn.ops import lower_bound
 
 __all__ = ["FactorizedDensity", "FactorizedEntropyModel"]
 
@@ -175,6 +175,38 @@ class FactorizedEntropyModel(nn.Module):
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         return self.likelihood(y)
+
+    # ------------------------------------------------------------------ latents and symbols
+
+    @torch.no_grad()
+    def to_symbols(self, y: torch.Tensor) -> np.ndarray:
+        """The integers a coder writes for latents ``y`` ``(..., C, h, w)``: ``round(y - median)`` as int64.
+
+        Symbol ``k`` of channel ``c`` stands for the latent ``k + medians[c]``
+        (:meth:`from_symbols`); the tables are rebuilt first if training changed the density.
+        """
+        self.ensure_tables()
+        medians = self.medians.to(y.device, y.dtype).reshape(-1, 1, 1)
+        return torch.round(y - medians).to(torch.int64).cpu().numpy()
+
+    def from_symbols(
+        self, symbols: np.ndarray, dtype: torch.dtype = torch.float32, device: torch.device | None = None
+    ) -> torch.Tensor:
+        """The latents ``symbols + median`` of integer symbols ``(..., C, h, w)``, in ``dtype`` on ``device``."""
+        self.ensure_tables()
+        device = self.medians.device if device is None else device
+        medians = self.medians.to(device, dtype).reshape(-1, 1, 1)
+        return torch.from_numpy(np.asarray(symbols)).to(device, dtype) + medians
+
+    @torch.no_grad()
+    def channel_bits(self, symbols: np.ndarray) -> np.ndarray:
+        """``-Σ log2 P`` of one image's integer latents ``(C, h, w)`` per channel, ``(C,)`` float64.
+
+        The rate the model's density assigns (what the integer tables approach); summed over
+        channels it is the image's estimated latent bits.
+        """
+        likelihoods = self.likelihood(self.from_symbols(symbols).unsqueeze(0))[0]
+        return (-torch.log2(likelihoods)).double().sum(dim=(1, 2)).cpu().numpy()
 
     @torch.no_grad()
     def current_medians(self) -> torch.Tensor:

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from nicbook.models import FactorizedPrior, ModelOutput, rd_loss
-from nicbook.quantization import round_straight_through
+from nicbook.nn.models import FactorizedPrior, ModelOutput, rd_loss
+from nicbook.nn.rounding import round_straight_through
 
 __all__ = ["LatentRefinement"]
 
@@ -51,31 +50,30 @@ class LatentRefinement:
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be positive, not {self.learning_rate}")
 
-    def symbols(
+    def refine(
         self,
         model: FactorizedPrior,
         x: torch.Tensor,
+        latents: torch.Tensor,
         size: tuple[int, int] | None = None,
         progress: bool = False,
-    ) -> np.ndarray:
-        """Integer latents ``(M, H/16, W/16)`` of ``x`` (``(1, 3, H, W)`` in [0, 1], sides multiples of 16).
+    ) -> torch.Tensor:
+        """Latents ``(1, M, H/16, W/16)`` for ``x`` (``(1, 3, H, W)`` in [0, 1]) that code better than ``latents``.
 
-        ``size`` is the ``(height, width)`` of the real image in the top-left corner of ``x`` (the
-        rest is padding, which costs rate but whose distortion does not count). Of the iterates
-        visited, starting with the analysis transform's own latents, the one with the lowest loss
-        is returned (rate by the model's density), so refining never does worse than plain
-        rounding by the model's own measure.
+        ``latents`` are the analysis transform's own (the search starts there; with ``steps = 0``
+        they are returned as they are). ``size`` is the ``(height, width)`` of the real image in
+        the top-left corner of ``x`` (the rest is padding, which costs rate but whose distortion
+        does not count). Of the iterates visited, the one with the lowest loss is returned, on
+        the integer grid of the entropy model (rate by the model's density), so refining never
+        does worse than plain rounding by the model's own measure.
         """
         if self.steps == 0:
-            return model.latent_symbols(x)
+            return latents
         height, width = size or x.shape[-2:]
         model.entropy_model.ensure_tables()
         medians = model.entropy_model.medians
-        x = x.to(medians.device, medians.dtype)
         target = x[..., :height, :width]
-        with torch.no_grad():
-            latents = model.analysis(x)
-        latents.requires_grad_(True)
+        latents = latents.detach().clone().requires_grad_(True)
         optimizer = torch.optim.Adam([latents], lr=self.learning_rate)
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1 - step / self.steps)
         best_loss, best = float("inf"), None
@@ -94,5 +92,4 @@ class LatentRefinement:
             latents.grad = gradient
             optimizer.step()
             schedule.step()
-        symbols = torch.round(best[0] - medians.reshape(-1, 1, 1))
-        return symbols.to(torch.int64).cpu().numpy()
+        return best

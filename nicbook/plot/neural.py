@@ -1,35 +1,24 @@
-"""Training data, logs and figures for the chapters on neural codecs.
+"""Figures of the neural chapters: training curves, latent histograms, learned densities.
 
-The chapters train tiny models for a minute on a CPU with :func:`nicbook.train.fit` to show what
-happens during training; real models come from the same loop and the zoo. What the chapters share
-lives here: where training patches come from (the training photos, or the sample image when none
-are installed), reading a run's log, and the plots of training curves, latents and learned
-densities.
+The chapters train tiny models for a minute with :func:`nicbook.nn.training.fit` and read their
+logs with :func:`nicbook.nn.checkpoints.read_training_log`; these functions draw what they show.
 """
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from nicbook.data import cache_dir, sample_image, save_image, training_image_paths
-from nicbook.errors import DataNotFoundError
-from nicbook.models import FactorizedPrior
+from nicbook.nn.models import FactorizedPrior
 from nicbook.plot import use_style
-from nicbook.train import LOG_NAME
 
 __all__ = [
     "plot_density_vs_histogram",
     "plot_histories",
     "plot_latent_histograms",
-    "read_training_log",
-    "training_photos",
 ]
 
 #: Quantities of a training record, with the axis label each is plotted with.
@@ -39,41 +28,6 @@ CURVE_LABELS: Mapping[str, str] = {
     "mse": "MSE (0–255 scale)",
     "psnr": "PSNR (dB)",
 }
-
-
-def training_photos() -> tuple[list[Path], str]:
-    """Paths of the training photos and a sentence saying what a chapter trains on.
-
-    Without ``$NICBOOK_DATA/train`` the left and right halves of the sample image stand in
-    (written once as PNGs to :func:`nicbook.data.cache_dir`), so a chapter still runs, on far less
-    varied patches; two files let :func:`nicbook.train.fit` hold one out for validation.
-    """
-    try:
-        paths = training_image_paths()
-    except DataNotFoundError:
-        image = sample_image()
-        middle = image.shape[1] // 2
-        paths = [cache_dir() / f"sample_image_{side}.png" for side in ("left", "right")]
-        for path, half in zip(paths, (image[:, :middle], image[:, middle:])):
-            if not path.is_file():
-                path.parent.mkdir(parents=True, exist_ok=True)
-                save_image(half, path)
-        return paths, (
-            "No training photos found ($NICBOOK_DATA/train is not set up): training on patches of "
-            "the two halves of the sample image instead, so the model will generalise poorly."
-        )
-    return paths, f"Training on random patches of {len(paths)} photos from $NICBOOK_DATA/train."
-
-
-def read_training_log(out_dir: str | os.PathLike[str]) -> dict[str, list[dict[str, float]]]:
-    """The JSON-lines log that :func:`nicbook.train.fit` writes to ``out_dir``, split by ``split``
-    (``"train"`` and ``"validation"`` records)."""
-    records: dict[str, list[dict[str, float]]] = {}
-    for line in (Path(out_dir) / LOG_NAME).read_text().splitlines():
-        if line.strip():
-            record = json.loads(line)
-            records.setdefault(record["split"], []).append(record)
-    return records
 
 
 def plot_histories(
@@ -119,7 +73,7 @@ def plot_density_vs_histogram(
 ) -> plt.Axes:
     """The learned probabilities ``P(k)`` of one channel's integer latents against their frequencies.
 
-    ``symbols`` are integer latents ``(M, h, w)`` as from :meth:`FactorizedPrior.latent_symbols`
+    ``symbols`` are integer latents ``(M, h, w)`` as from :meth:`~nicbook.nn.entropy_models.FactorizedEntropyModel.to_symbols`
     (offsets from the channel medians); bars are the observed frequencies, dots the model's
     probabilities, whose ``-log2`` is what each symbol costs.
     """

@@ -1,4 +1,4 @@
-"""Building blocks of the neural codec: GDN and the analysis / synthesis transforms.
+"""Layers of the neural codec: GDN and the analysis / synthesis transforms.
 
 Generalized divisive normalization (GDN, Ballé et al. 2017) divides each channel by a learned
 combination of the squared activations of all channels at the same position::
@@ -7,7 +7,7 @@ combination of the squared activations of all channels at the same position::
 
 and inverse GDN multiplies instead. ``beta`` must stay positive and ``gamma`` non-negative for
 the square root to exist, so both are stored through a lower-bounded square
-reparameterisation (:class:`NonNegative`): the optimiser sees ``p`` and the layer uses
+reparameterisation (:class:`nicbook.nn.ops.NonNegative`): the optimiser sees ``p`` and the layer uses
 ``max(p, bound)**2 - pedestal``, which keeps gradients well scaled near zero.
 """
 
@@ -17,53 +17,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = [
-    "GDN",
-    "NonNegative",
-    "analysis_transform",
-    "lower_bound",
-    "synthesis_transform",
-]
+from nicbook.nn.ops import NonNegative
 
-
-class _LowerBound(torch.autograd.Function):
-    """``max(x, bound)`` whose gradient still flows where it would push ``x`` back above ``bound``."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, bound: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(x, bound)
-        return torch.maximum(x, bound)
-
-    @staticmethod
-    def backward(ctx, grad_output: torch.Tensor):
-        x, bound = ctx.saved_tensors
-        passes = (x >= bound) | (grad_output < 0)
-        return grad_output * passes.to(grad_output.dtype), None
-
-
-def lower_bound(x: torch.Tensor, bound: float) -> torch.Tensor:
-    """Clamp ``x`` from below without killing the gradient that would lift it over ``bound``.
-
-    A plain ``torch.clamp`` has zero gradient below the bound, so a parameter that falls under it
-    could never come back; here descent steps that increase ``x`` still get through.
-    """
-    return _LowerBound.apply(x, torch.tensor(bound, dtype=x.dtype, device=x.device))
-
-
-class NonNegative(nn.Module):
-    """Maps a free parameter ``p`` to ``max(p, sqrt(minimum + pedestal))**2 - pedestal >= minimum``."""
-
-    def __init__(self, minimum: float = 0.0, offset: float = 2.0**-18) -> None:
-        super().__init__()
-        self.pedestal = offset**2
-        self.bound = (minimum + self.pedestal) ** 0.5
-
-    def initial(self, value: torch.Tensor) -> torch.Tensor:
-        """The stored parameter that represents ``value``."""
-        return torch.sqrt(torch.clamp(value + self.pedestal, min=self.pedestal))
-
-    def forward(self, stored: torch.Tensor) -> torch.Tensor:
-        return lower_bound(stored, self.bound) ** 2 - self.pedestal
+__all__ = ["GDN", "analysis_transform", "synthesis_transform"]
 
 
 class GDN(nn.Module):

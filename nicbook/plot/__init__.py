@@ -3,6 +3,11 @@
 Every chapter draws through these functions, so images, codecs' colours and axes look the same
 throughout the book. Animations are rendered to self-contained HTML/JavaScript
 (:func:`animation_html`) so they play in the static site as well as in a live notebook.
+
+The figures of single chapters live beside it: :mod:`nicbook.plot.entropy` (code trees and
+arithmetic-coding intervals), :mod:`nicbook.plot.jpeg` (JPEG's intermediate stages) and
+:mod:`nicbook.plot.neural` (training curves, latents, learned densities). All of nicbook's
+matplotlib code is in this subpackage.
 """
 
 from __future__ import annotations

@@ -29,10 +29,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from nicbook.codec.latents import check_capacity
 from nicbook.entropy import FrequencyTables, rans_decode, rans_encode
 from nicbook.entropy.bits import decode_uvarint, encode_uvarint
 from nicbook.entropy.pmf import quantize_pmf
-from nicbook.entropy.rans import STREAM_SLACK_BITS
 from nicbook.errors import BitstreamError
 
 __all__ = [
@@ -302,9 +302,6 @@ def _decode(
     scaled = scaled_tables(tables)
     payload = data[position + side_length :]
     positions = np.bincount(position_block.ravel(), minlength=blocks)
-    needed = float((scaled.cheapest_bits()[choice.block_tables()] * positions).sum())
-    if needed > 8 * len(payload) + STREAM_SLACK_BITS:
-        raise BitstreamError(
-            f"the payload of {len(payload)} bytes is too short for {shape} latents: corrupt or forged file"
-        )
+    counts = np.bincount(choice.block_tables().ravel(), np.tile(positions, channels), scaled.num_tables)
+    check_capacity(len(payload), counts, scaled, f"{shape} latents")
     return rans_decode(payload, choice.table_indices(shape), scaled).reshape(shape)

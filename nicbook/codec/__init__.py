@@ -1,0 +1,173 @@
+"""``.nic`` files: an image through a trained model into bytes, and back.
+
+Encoding walks down the book's steps, one module each:
+
+1. :mod:`nicbook.data` makes any image ``H×W×3 uint8``; it is padded to a multiple of 16 by
+   repeating its edges and becomes a tensor (:mod:`nicbook.nn.tensors`);
+2. the analysis transform of the model (:mod:`nicbook.nn.models`) gives the latents, which
+   :mod:`nicbook.codec.refinement` may improve for this image;
+3. the entropy model rounds them to integer symbols (:mod:`nicbook.nn.entropy_models`);
+4. :mod:`nicbook.codec.adaptive` (per-image scales, the default) or :mod:`nicbook.codec.latents`
+   (the model's own tables) code them with rANS (:mod:`nicbook.entropy`);
+5. :mod:`nicbook.codec.container` wraps the payload in a checked header.
+
+Decoding goes back up the same steps: :func:`decode_latents` then :func:`reconstruct`.
+
+Determinism: the payload depends only on the integer latents and the integer tables, and the
+decoder recovers those integers exactly on any machine and thread count. The synthesis transform
+runs in float64 (:data:`CODING_DTYPE`): the decoded image is the same for any thread count, and
+differences between CPUs stay far below the final rounding to uint8 (exact reconstruction on
+every platform would need integer networks). The encoder's analysis runs in float32, for speed: a
+latent lying within rounding error of a half-integer may round differently on other hardware or
+thread counts, which yields another valid file, never one that decodes differently.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from nicbook import zoo
+from nicbook.codec import adaptive as adaptive_coding
+from nicbook.codec import latents
+from nicbook.codec.container import (
+    FORMAT_VERSION,
+    MAGIC,
+    MAX_PIXELS,
+    READABLE_VERSIONS,
+    NicHeader,
+    check_image_size,
+    latent_size,
+    pack,
+    read_header,
+    weights_hash,
+)
+from nicbook.codec.refinement import LatentRefinement
+from nicbook.data import as_rgb8
+from nicbook.errors import BitstreamError, NicbookError
+from nicbook.nn.models import STRIDE, FactorizedPrior
+from nicbook.nn.ops import coding_device, run_in_precision
+from nicbook.nn.tensors import to_image, to_tensor
+
+__all__ = [
+    "CODING_DTYPE",
+    "FORMAT_VERSION",
+    "MAGIC",
+    "MAX_PIXELS",
+    "READABLE_VERSIONS",
+    "LatentRefinement",
+    "NicHeader",
+    "check_model",
+    "compress",
+    "decode_latents",
+    "decompress",
+    "pad_to_stride",
+    "read_header",
+    "reconstruct",
+]
+
+#: Precision of the synthesis transform when decoding files (training and the encoder's analysis
+#: use float32). In float32, oneDNN's convolutions sum in an order that depends on the thread
+#: count, enough to move a decoded pixel across a rounding boundary; float64 runs on torch's
+#: native kernels, whose results did not change with the thread count in our tests, and shrinks
+#: any remaining summation-order difference to about 1e-13, far below the 1/2 step of the final
+#: uint8 rounding.
+CODING_DTYPE = torch.float64
+
+
+def check_model(model) -> FactorizedPrior:
+    """``model`` itself when the codec can use it; anything else raises :class:`NicbookError`."""
+    if not isinstance(model, FactorizedPrior):
+        raise NicbookError(f"the .nic codec needs a FactorizedPrior model, not {type(model).__name__}")
+    return model
+
+
+def pad_to_stride(image: np.ndarray) -> np.ndarray:
+    """``image`` padded at the bottom and right, by repeating its edges, to sides that are multiples of 16."""
+    height, width = image.shape[:2]
+    pad = (
+        (0, latent_size(height) * STRIDE - height),
+        (0, latent_size(width) * STRIDE - width),
+        (0, 0),
+    )
+    return np.pad(image, pad, mode="edge")
+
+
+def compress(
+    image: np.ndarray,
+    model: FactorizedPrior,
+    adaptive: bool = True,
+    refinement: LatentRefinement | None = None,
+    progress: bool = False,
+) -> bytes:
+    """Encode an ``(H, W, 3)`` uint8 image (any size) with ``model`` into ``.nic`` bytes.
+
+    ``adaptive`` (the default) sends per-image scales of the latent distributions and codes with
+    them (format version 3, smaller files); ``False`` codes with the model's tables as they are
+    (version 1), whose size the model's rate estimate predicts. ``refinement`` searches for
+    better latents for this image before coding them (:mod:`nicbook.codec.refinement`: slower,
+    smaller for the same quality; ``progress`` shows a bar for it); the decoder is the same either way.
+    """
+    model = check_model(model)
+    image = as_rgb8(image)
+    height, width = image.shape[:2]
+    check_image_size(height, width)
+    entropy_model = model.entropy_model
+    entropy_model.ensure_tables()
+    x = to_tensor(pad_to_stride(image), entropy_model.medians.device)
+    with torch.no_grad():
+        y = model.analysis(x)
+    if refinement is not None:
+        y = refinement.refine(model, x, y, (height, width), progress)
+    symbols = entropy_model.to_symbols(y[0])
+    if adaptive:
+        payload, version = adaptive_coding.encode(symbols, entropy_model.tables), FORMAT_VERSION
+    else:
+        payload, version = latents.encode(symbols, entropy_model.tables), 1
+    return pack(version, model.name, weights_hash(model), (height, width), symbols.shape, payload)
+
+
+def _resolve_model(header: NicHeader, model: FactorizedPrior | None) -> FactorizedPrior:
+    if model is None:
+        model = zoo.load_by_name(header.model)
+    model = check_model(model)
+    if header.latent_shape[0] != model.M:
+        raise BitstreamError(
+            f"file has {header.latent_shape[0]} latent channels, the model {model.M}: wrong model"
+        )
+    actual = weights_hash(model)
+    if actual != header.weights_hash:
+        raise BitstreamError(
+            f"file was encoded with model {header.model!r} (weights {header.weights_hash.hex()}), "
+            f"not with the given model {model.name!r} (weights {actual.hex()})"
+        )
+    return model
+
+
+def decode_latents(
+    data: bytes, model: FactorizedPrior | None = None
+) -> tuple[NicHeader, np.ndarray, FactorizedPrior]:
+    """Header, integer latents ``(M, h, w)`` and the model of a ``.nic`` file (``model=None``: from the zoo)."""
+    header = read_header(data)
+    model = _resolve_model(header, model)
+    payload = bytes(data[header.payload_offset : header.payload_offset + header.payload_length])
+    decode = {1: latents.decode, 2: adaptive_coding.decode_version_2, 3: adaptive_coding.decode}[header.version]
+    return header, decode(payload, header.latent_shape, model.entropy_model.tables), model
+
+
+@torch.no_grad()
+def reconstruct(header: NicHeader, symbols: np.ndarray, model: FactorizedPrior) -> np.ndarray:
+    """The ``(H, W, 3)`` uint8 image of decoded latents, cropped to the size in the header.
+
+    The synthesis runs in :data:`CODING_DTYPE` (float64), so the decoded image does not depend on
+    the thread count: this is the part of decoding that must be reproducible.
+    """
+    device = coding_device(model.entropy_model.medians.device)
+    y_hat = model.entropy_model.from_symbols(symbols, CODING_DTYPE, device).unsqueeze(0)
+    x_hat = run_in_precision(model.synthesis, y_hat, CODING_DTYPE).clamp_(0.0, 1.0)
+    return to_image(x_hat[0, :, : header.height, : header.width])
+
+
+def decompress(data: bytes, model: FactorizedPrior | None = None) -> np.ndarray:
+    """Decode ``.nic`` bytes to an ``(H, W, 3)`` uint8 image; ``model=None`` loads the file's zoo model."""
+    return reconstruct(*decode_latents(data, model))

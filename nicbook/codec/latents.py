@@ -1,0 +1,51 @@
+"""Coding a factorized model's integer latents with its own tables, one table per channel.
+
+This is the static coder of format version 1 and the check every latent decoder makes first: a
+payload cannot be shorter than its symbols' least possible information (:func:`check_capacity`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nicbook.entropy import FrequencyTables, rans_decode, rans_encode
+from nicbook.entropy.rans import STREAM_SLACK_BITS
+from nicbook.errors import BitstreamError
+
+__all__ = ["channel_indices", "check_capacity", "decode", "encode"]
+
+
+def channel_indices(shape: tuple[int, int, int]) -> np.ndarray:
+    """The table (= channel) of every symbol of a latent block ``(C, h, w)`` in C order."""
+    channels, height, width = shape
+    return np.repeat(np.arange(channels, dtype=np.int64), height * width)
+
+
+def check_capacity(payload_bytes: int, symbol_counts: np.ndarray, tables: FrequencyTables, what: str) -> None:
+    """Refuse a payload too short for the symbols it claims, before anything is decoded or allocated.
+
+    ``symbol_counts[t]`` symbols are coded with table ``t``; every symbol costs at least its table's
+    cheapest symbol (:meth:`~nicbook.entropy.FrequencyTables.cheapest_bits`), so a small payload
+    cannot stand for a huge latent tensor (a forged header).
+    """
+    needed = float((tables.cheapest_bits() * symbol_counts).sum())
+    if needed > 8 * payload_bytes + STREAM_SLACK_BITS:
+        raise BitstreamError(
+            f"the payload of {payload_bytes} bytes is too short for {what}, which need at least "
+            f"{needed:.0f} bits: corrupt or forged file"
+        )
+
+
+def encode(symbols: np.ndarray, tables: FrequencyTables) -> bytes:
+    """rANS-code integer latents ``(C, h, w)`` with the per-channel ``tables``."""
+    return rans_encode(symbols.reshape(-1), channel_indices(symbols.shape), tables)
+
+
+def decode(payload: bytes, shape: tuple[int, int, int], tables: FrequencyTables) -> np.ndarray:
+    """Inverse of :func:`encode`: the integer latents ``(C, h, w)``."""
+    channels, height, width = shape
+    if channels != tables.num_tables:
+        raise BitstreamError(f"{channels} latent channels but the model has {tables.num_tables} tables")
+    check_capacity(len(payload), np.full(channels, height * width), tables, f"{shape} latents")
+    values = rans_decode(payload, channel_indices(shape), tables)
+    return np.asarray(values, dtype=np.int64).reshape(shape)

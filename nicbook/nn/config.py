@@ -1,0 +1,59 @@
+"""What defines a training run: :class:`TrainConfig`, stored in its checkpoints.
+
+Plain Python (no torch), so the command line can build its options from it without loading the
+training loop (:mod:`nicbook.nn.training`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+__all__ = ["TrainConfig", "check_config"]
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (stored in its checkpoints).
+
+    ``architecture`` is ``"factorized"`` (:class:`~nicbook.nn.models.FactorizedPrior`) or
+    ``"autoencoder"`` (the distortion-only :class:`~nicbook.nn.models.Autoencoder`, whose loss is
+    ``lmbda · MSE``). ``lmbda`` follows the convention of :func:`nicbook.nn.models.rd_loss` (MSE on
+    the 0–255 scale).
+    ``steps`` counts optimiser steps in total, including those before a resume.
+    ``init_from`` starts a new run from another run's weights (fine-tuning a trained model to
+    another λ); it is ignored when ``out_dir`` already holds a checkpoint to resume.
+    ``lr_drop_at`` is the step from which the learning rate is ``lr / 10`` (0: never); a short
+    stretch at the lower rate at the end of a run settles the weights.
+    """
+
+    architecture: str = "factorized"
+    N: int = 128
+    M: int = 192
+    lmbda: float = 0.0130
+    steps: int = 100_000
+    batch_size: int = 8
+    patch_size: int = 128
+    lr: float = 1e-4
+    lr_drop_at: int = 0
+    quantization: str = "noise"
+    seed: int = 0
+    device: str = "auto"
+    out_dir: str | None = None
+    init_from: str | None = None
+    amp: bool = False
+    validation_fraction: float = 0.05
+    validation_patches: int = 16
+    validation_every: int = 500
+    checkpoint_every: int = 500
+    log_every: int = 50
+    clip_grad_norm: float = 1.0
+
+
+def check_config(config: TrainConfig) -> TrainConfig:
+    """``config`` itself, once its numbers make sense; raises ValueError naming the first that does not."""
+    if config.steps < 1 or config.batch_size < 1 or config.patch_size < 16 or config.patch_size % 16:
+        raise ValueError("steps and batch size must be positive, patch size a multiple of 16")
+    if not math.isfinite(config.lmbda) or config.lmbda < 0:
+        raise ValueError("lmbda must be a non-negative number")
+    return config

@@ -1,0 +1,86 @@
+"""Small tensor operations the networks and the codec share: bounds, a parametrisation, precision, devices.
+
+- :func:`lower_bound`: ``max(x, bound)`` that lets the gradient lift ``x`` back over the bound;
+- :class:`NonNegative`: a positive parameter stored through a lower-bounded square;
+- :func:`run_in_precision`: a module run in another floating-point type without changing it;
+- :func:`resolve_device`: ``"auto"`` to CUDA, Apple's MPS or the CPU.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["NonNegative", "coding_device", "lower_bound", "resolve_device", "run_in_precision"]
+
+
+class _LowerBound(torch.autograd.Function):
+    """``max(x, bound)`` whose gradient still flows where it would push ``x`` back above ``bound``."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, bound: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x, bound)
+        return torch.maximum(x, bound)
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor):
+        x, bound = ctx.saved_tensors
+        passes = (x >= bound) | (grad_output < 0)
+        return grad_output * passes.to(grad_output.dtype), None
+
+
+def lower_bound(x: torch.Tensor, bound: float) -> torch.Tensor:
+    """Clamp ``x`` from below without killing the gradient that would lift it over ``bound``.
+
+    A plain ``torch.clamp`` has zero gradient below the bound, so a parameter that falls under it
+    could never come back; here descent steps that increase ``x`` still get through.
+    """
+    return _LowerBound.apply(x, torch.tensor(bound, dtype=x.dtype, device=x.device))
+
+
+class NonNegative(nn.Module):
+    """Maps a free parameter ``p`` to ``max(p, sqrt(minimum + pedestal))**2 - pedestal >= minimum``."""
+
+    def __init__(self, minimum: float = 0.0, offset: float = 2.0**-18) -> None:
+        super().__init__()
+        self.pedestal = offset**2
+        self.bound = (minimum + self.pedestal) ** 0.5
+
+    def initial(self, value: torch.Tensor) -> torch.Tensor:
+        """The stored parameter that represents ``value``."""
+        return torch.sqrt(torch.clamp(value + self.pedestal, min=self.pedestal))
+
+    def forward(self, stored: torch.Tensor) -> torch.Tensor:
+        return lower_bound(stored, self.bound) ** 2 - self.pedestal
+
+
+def coding_device(device: torch.device) -> torch.device:
+    """Where a float64 computation runs: ``device``, or the CPU for Apple's MPS (no float64 there)."""
+    return torch.device("cpu") if device.type == "mps" else device
+
+
+def run_in_precision(module: nn.Module, x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``module(x)`` with its floating-point weights and input cast to ``dtype`` (module unchanged).
+
+    Runs on the CPU when ``x`` is on Apple's MPS, which has no float64.
+    """
+    device = coding_device(x.device)
+    state = {
+        name: tensor.to(device, dtype) if tensor.is_floating_point() else tensor.to(device)
+        for name, tensor in module.state_dict().items()
+    }
+    return torch.func.functional_call(module, state, (x.to(device, dtype),))
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``"auto"``: CUDA if present, else Apple MPS, else the CPU; any other name is passed to torch."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError as error:
+        raise ValueError(f"unknown device {name!r}: {error}") from error

@@ -1,0 +1,167 @@
+"""Releasing models: a finished training run into shipped weights, and a shipped model back into a run.
+
+:func:`export_weights` writes a zoo file (fp16 parameters, coding tables rebuilt from them) and its
+manifest entry; :func:`release_model` does so for a run folder and records how it was trained
+(:func:`training_record`) and the RD point it reaches on Kodak (``nicbook export``).
+:func:`restore_run` writes a shipped model out as a run folder to train it further
+(``nicbook restore``). Loading shipped models is :mod:`nicbook.zoo`'s alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+from pathlib import Path
+
+import torch
+
+from nicbook import codec
+from nicbook.errors import NicbookError
+from nicbook.evaluation import evaluate_folder
+from nicbook.nn.checkpoints import (
+    CHECKPOINT_NAME,
+    model_from_checkpoint,
+    save_checkpoint,
+    training_seconds,
+)
+from nicbook.nn.checkpoints import load_checkpoint as read_checkpoint
+from nicbook.nn.models import FactorizedPrior
+from nicbook.zoo import (
+    MANIFEST_NAME,
+    configuration,
+    load,
+    manifest_entries,
+    model_name,
+    verified_entry,
+    weights_dir,
+)
+
+__all__ = ["export_weights", "release_model", "restore_run", "training_record"]
+
+#: What the shipped models were trained on, as the manifest records it.
+TRAINING_DATA = "nicbook training photos ($NICBOOK_DATA/train, 95%; the rest validates); never Kodak"
+
+
+def export_weights(
+    checkpoint: str | os.PathLike[str],
+    quality: int,
+    folder: Path | None = None,
+    release: dict | None = None,
+) -> Path:
+    """Turn a training checkpoint into a shipped fp16 weights file and record it in the manifest.
+
+    Parameters are rounded to fp16 first and the coding tables rebuilt from the rounded
+    weights, so the shipped tables describe exactly the shipped density. ``release`` adds
+    fields to the model's manifest entry (training record, measured RD point).
+    """
+    folder = Path(folder or weights_dir())
+    model = model_from_checkpoint(read_checkpoint(checkpoint))
+    if not isinstance(model, FactorizedPrior):
+        raise NicbookError("only factorized-prior checkpoints can be exported to the zoo")
+    name = model_name(model.architecture, quality)
+    model.name = name
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.copy_(parameter.half().float())
+    path = folder / f"{name}.pt"
+    save_checkpoint(path, model, parameter_dtype=torch.float16)  # rebuilds the tables first
+    entries = {entry["name"]: entry for entry in manifest_entries(folder)}
+    entries[name] = {
+        "name": name,
+        "file": path.name,
+        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        **configuration(model.architecture, quality),
+        "N": model.N,
+        "M": model.M,
+        **(release or {}),
+    }
+    (folder / MANIFEST_NAME).write_text(
+        json.dumps({"format": 1, "models": sorted(entries.values(), key=lambda e: e["name"])}, indent=1)
+        + "\n"
+    )
+    return path
+
+
+def training_record(run_dir: str | os.PathLike[str]) -> dict:
+    """How the model in ``run_dir`` was trained, following ``init_from`` back to the first run.
+
+    Returns ``steps`` (all optimiser steps, fine-tunes included), ``training_hours`` (wall time
+    of the training loops, summed from the logs) and ``recipe``: one line per run, oldest first,
+    with its λ, steps, starting point and (when not the default 0) seed.
+    """
+    steps, hours, recipe = 0, 0.0, []
+    path: Path | None = Path(run_dir) / CHECKPOINT_NAME
+    while path is not None:
+        state = read_checkpoint(path)
+        if "training_record" in state:  # a shipped model written out by restore_run
+            record = state["training_record"]
+            steps += int(record["steps"])
+            hours += float(record["training_hours"])
+            recipe[:0] = list(record["recipe"])
+            break
+        config = state.get("train_config") or {}
+        steps += int(state["step"])
+        hours += training_seconds(path.parent) / 3600
+        start = f" from {Path(config['init_from']).parent.name}" if config.get("init_from") else ""
+        recipe.insert(
+            0,
+            f"{path.parent.name}: λ={config.get('lmbda')}, {state['step']} steps{start}, "
+            f"batch {config.get('batch_size')} of {config.get('patch_size')}px patches, "
+            f"{config.get('quantization')} proxy, Adam lr {config.get('lr')}"
+            + (f" (÷10 from step {config['lr_drop_at']})" if config.get("lr_drop_at") else "")
+            + (f", seed {config['seed']}" if config.get("seed") else ""),
+        )
+        path = Path(config["init_from"]) if config.get("init_from") else None
+    return {"steps": steps, "training_hours": round(hours, 2), "recipe": recipe}
+
+
+def restore_run(quality: int, run_dir: str | os.PathLike[str], architecture: str = "factorized") -> Path:
+    """Write the shipped model at ``quality`` out as the checkpoint of the run folder ``run_dir``.
+
+    A run started from it (``nicbook train --init-from RUN_DIR/checkpoint.pt``) trains the shipped
+    weights further; the checkpoint carries the model's training record from the manifest, so
+    :func:`training_record` of that run, and the manifest entry it is exported with, still count
+    the whole chain. Returns the checkpoint's path.
+    """
+    target = Path(run_dir) / CHECKPOINT_NAME
+    if target.exists():
+        raise NicbookError(f"{target} exists already; restore into an empty run folder")
+    entry = verified_entry(model_name(architecture, quality), weights_dir())
+    state = read_checkpoint(weights_dir() / entry["file"])
+    state["training_record"] = {key: entry[key] for key in ("steps", "training_hours", "recipe")}
+    target.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, target)
+    return target
+
+
+def release_model(
+    run_dir: str | os.PathLike[str], quality: int, kodak: str | os.PathLike[str] | None = None,
+    hardware: str | None = None, progress: bool = True,
+) -> tuple[Path, dict]:
+    """Export the run in ``run_dir`` as the zoo model at ``quality``, with its training record.
+
+    With ``kodak`` (a folder of the Kodak images) the shipped model is measured there first and
+    its RD point and per-image results are recorded too. Returns the weights path and the record.
+    """
+    checkpoint = Path(run_dir) / CHECKPOINT_NAME
+    release = {
+        **training_record(run_dir),
+        "data": TRAINING_DATA,
+        "hardware": hardware or f"{platform.machine()} {platform.system()}",
+    }
+    path = export_weights(checkpoint, quality, release=release)
+    if kodak:
+        model = load("factorized", quality)
+        point = evaluate_folder(
+            kodak, lambda image: codec.compress(image, model), lambda data: codec.decompress(data, model),
+            model.name, progress,
+        )
+        release["kodak"] = {
+            "bpp": round(point["bpp"], 5),
+            "psnr": round(point["psnr"], 4),
+            "images": {entry["image"]: [entry["bytes"], round(entry["psnr"], 4)] for entry in point["images"]},
+        }
+        path = export_weights(checkpoint, quality, release=release)
+    return path, release
