@@ -29,7 +29,7 @@ import torch
 
 from nicbook import codec, data, zoo
 from nicbook.errors import DataNotFoundError
-from nicbook.models import FactorizedPrior, rd_loss
+from nicbook.nn.models import FactorizedPrior, rd_loss
 from timing import median_seconds, training_seconds_per_step
 
 
@@ -65,7 +65,7 @@ def nicbook_figures(model: FactorizedPrior, images, args) -> dict:
         data_bytes = codec.compress(picture, model, adaptive=False)
         header, symbols, _ = codec.decode_latents(data_bytes, model)
         actual += 8 * header.payload_length
-        estimated += model.estimated_bits(symbols)
+        estimated += float(model.entropy_model.channel_bits(symbols).sum())
         adaptive += 8 * codec.read_header(codec.compress(picture, model)).payload_length
         pixels += picture.shape[0] * picture.shape[1]
     figures.update(

@@ -6,7 +6,7 @@ per-image scales, the default, and with the models' own tables), nicbook's JPEG
 JPEG 4:2:0, WebP, JPEG 2000 (OpenJPEG, irreversible, colour transform) and AVIF: the RD points
 (bpp from the real file sizes, mean RGB PSNR over the images) and the Bjøntegaard delta rate of each
 against Pillow's JPEG 4:2:0 and against Pillow's WebP. ``--refine-steps N`` adds the neural codec
-with its encoder refining each image's latents (:mod:`nicbook.refinement`). Writes an RD plot
+with its encoder refining each image's latents (:mod:`nicbook.codec.refinement`). Writes an RD plot
 (``--plot``) and, with ``--json``, prints as its last line ``{"codecs": {name: [[bpp, psnr], ...]},
 "bd_rate_vs_jpeg": {name: percent or null}, "bd_rate_vs_webp": {...}}`` (the last only where
 Pillow has WebP).
@@ -20,20 +20,27 @@ import argparse
 import json
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from nicbook import codec, jpeg, metrics, plot, zoo
-from nicbook.blockcoder import rd_curve as block_rd_curve
 from nicbook.blockcoder import training_klt_coder
+from nicbook.codec import LatentRefinement
 from nicbook.data import IMAGE_SUFFIXES, load_image
+from nicbook.evaluation import rd_curve
+from nicbook.nn.checkpoints import load_checkpoint, model_from_checkpoint
 from nicbook.pillow_codecs import CODECS, available_codecs
-from nicbook.pillow_codecs import rd_curve as pillow_rd_curve
-from nicbook.refinement import LatentRefinement
-from nicbook.train import load_checkpoint, model_from_checkpoint
 
 JPEG_QUALITIES = (5, 10, 20, 30, 50, 75, 90, 95)
+#: nicbook's JPEG (4:2:0) as a codec for :func:`nicbook.evaluation.rd_curve`.
+NICBOOK_JPEG = SimpleNamespace(
+    name="nicbook JPEG",
+    encode=lambda image, quality: jpeg.encode(image, int(quality), "420"),
+    decode=jpeg.decode,
+    settings=JPEG_QUALITIES,
+)
 KLT_STEPS = (4.0, 7.0, 12.0, 20.0, 32.0, 50.0)
 REFERENCE = "JPEG"
 ADAPTIVE = "nicbook (factorized)"
@@ -47,8 +54,8 @@ def neural_points(
 ) -> dict[str, list[tuple[float, float]]]:
     """RD points of every shipped zoo model and every checkpoint, sorted by rate: files with
     per-image scales (the default) and with the models' own tables, and, when ``refine_steps`` is
-    positive, default files whose latents the encoder refined (:mod:`nicbook.refinement`). The
-    first two code the same latents, so they decode to the same image (``tests/test_codec.py``
+    positive, default files whose latents the encoder refined (:mod:`nicbook.codec.refinement`). The
+    first two code the same latents, so they decode to the same image (``tests/codec/test_codec.py``
     checks it), whose PSNR is measured once."""
     models = [
         (zoo.load(entry["architecture"], entry["quality"]), entry["lmbda"]) for entry in zoo.shipped()
@@ -121,14 +128,11 @@ def main() -> None:
 
     curves: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for name in available_codecs():
-        curves[name] = pillow_rd_curve(CODECS[name], images, progress=True)
-    curves["JPEG (nicbook)"] = metrics.rd_curve(
-        lambda image, quality: jpeg.encode(image, int(quality), "420"), jpeg.decode, images, JPEG_QUALITIES,
-        progress=True, desc="nicbook JPEG",
-    )
+        curves[name] = rd_curve(CODECS[name], images, progress=True)
+    curves["JPEG (nicbook)"] = rd_curve(NICBOOK_JPEG, images, progress=True)
     klt, source = training_klt_coder(args.klt_photos)
     print(f"KLT learned on {source}")
-    curves["KLT coder"] = block_rd_curve(klt, images, KLT_STEPS, progress=True)
+    curves["KLT coder"] = rd_curve(klt, images, KLT_STEPS, progress=True)
     neural = neural_points(images, args.checkpoint, args.refine_steps)
     if neural[ADAPTIVE]:
         for name, points in neural.items():

@@ -20,6 +20,7 @@ Each module holds one idea of the book, in the order an image meets them:
 ``nicbook.plot``                image grids, RD plots, animations and each chapter's figures
 ``nicbook.exercises``           automatic checks of the book's exercises
 ``nicbook.cli``                 the ``nicbook`` command line
+``nicbook.errors``              the exceptions nicbook raises for bad input
 ==============================  ===========================================================
 
 ``data``, ``metrics``, ``entropy``, ``deadzone``, ``transforms``, ``jpeg`` and ``blockcoder``

@@ -248,6 +248,19 @@ class BlockTransformCoder:
         planes = [unblockify(vectors[c].reshape(rows, cols, n, n), (height, width)) for c in range(3)]
         return ycbcr_to_rgb(*(np.clip(np.rint(plane + _LEVEL_SHIFT), 0, 255).astype(np.int64) for plane in planes))
 
+    def truncated(self, image: np.ndarray, keep: int) -> np.ndarray:
+        """``image`` rebuilt from the first ``keep`` coefficients of every block, unquantized.
+
+        Coefficients ``keep`` and beyond are set to zero in every channel: the picture a reader
+        sees when a basis is cut after ``keep`` vectors (``keep = n²`` gives back the image, up to
+        the colour transform's rounding).
+        """
+        if isinstance(keep, bool) or not isinstance(keep, (int, np.integer)) or not 0 <= keep <= self.block_size**2:
+            raise ValueError(f"keep must be an integer from 0 to {self.block_size**2}, got {keep!r}")
+        coefficients = self.analyse(image)
+        coefficients[..., keep:] = 0.0
+        return self.synthesise(coefficients, image.shape[:2])
+
     def steps(self, step: float) -> np.ndarray:
         """The quantization step of every coefficient index for base step ``step``."""
         return coefficient_steps(step, self.block_size**2, self.frequency_weighting)
@@ -382,7 +395,9 @@ class KLTCoder(BlockTransformCoder):
         return cls(learn_klt_basis(blocks), embed_basis=True, **options)
 
 
-def training_klt_coder(n_photos: int = 200, n_blocks: int = 60_000, seed: int = 0) -> tuple[KLTCoder, str]:
+def training_klt_coder(
+    n_photos: int = 200, n_blocks: int = 60_000, seed: int = 0, block_size: int = 8
+) -> tuple[KLTCoder, str]:
     """The book's KLT coder: learned on ``n_blocks`` luma blocks of ``n_photos`` random training photos.
 
     Returns the coder and a sentence naming what it was learned on. Without training photos
@@ -391,10 +406,13 @@ def training_klt_coder(n_photos: int = 200, n_blocks: int = 60_000, seed: int = 
     """
     paths, _ = training_photos()
     chosen = np.random.default_rng(seed).choice(len(paths), min(n_photos, len(paths)), replace=False)
-    coder = KLTCoder.learn([paths[i] for i in sorted(chosen)], n_blocks=n_blocks, seed=seed)
+    coder = KLTCoder.learn([paths[i] for i in sorted(chosen)], block_size, n_blocks=n_blocks, seed=seed)
     if has_training_photos():
         return coder, f"{n_blocks:,} luma blocks of {len(chosen)} of the {len(paths)} training photos"
-    return coder, "the sample image (no training photos found: set NICBOOK_DATA)"
+    return coder, (
+        "the sample image (no training photos found: set NICBOOK_DATA); without the Kodak images "
+        "it is also the image the book evaluates on, so the KLT's results are optimistic"
+    )
 
 
 def sample_luma_blocks(

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
@@ -66,9 +68,6 @@ def _refinement_from_args(args, quality: int | None = None):
 
 def _write_atomically(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file beside it, so a failure leaves any old file intact."""
-    import os
-    import tempfile
-
     path = Path(path)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
     try:
@@ -122,7 +121,17 @@ def _info(args) -> int:
     }
     try:
         _, symbols, model = codec.decode_latents(data, _model_from_args(args, required=False))
-        info["estimated_bits"] = round(float(model.entropy_model.channel_bits(symbols).sum()), 1)
+        if isinstance(symbols, codec.HyperLatents):
+            side_bits = float(model.hyper_entropy_model.channel_bits(symbols.side_symbols).sum())
+            tables = model.conditional.tables
+            latent_bits = float(tables.information_bits(symbols.symbols, symbols.table_indices).sum())
+            info.update(
+                side_bytes=symbols.side_bytes, latent_bytes=symbols.latent_bytes,
+                estimated_side_bits=round(side_bits, 1), estimated_latent_bits=round(latent_bits, 1),
+            )
+            info["estimated_bits"] = round(side_bits + latent_bits, 1)
+        else:
+            info["estimated_bits"] = round(float(model.entropy_model.channel_bits(symbols).sum()), 1)
     except NicbookError as error:
         info["estimated_bits"] = None
         info["note"] = str(error)
@@ -281,10 +290,15 @@ def _add_training_commands(subparsers) -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     for field in fields(TrainConfig):
-        if field.name in {"lmbda", "steps", "out_dir", "init_from", "amp"}:
+        if field.name in {"lmbda", "steps", "out_dir", "init_from", "transforms_from", "amp"}:
             continue
         parser.add_argument("--" + field.name.replace("_", "-"), type=type(field.default), default=field.default)
     parser.add_argument("--init-from", default=None, help="checkpoint whose weights start a new run (fine-tuning)")
+    parser.add_argument(
+        "--transforms-from", default=None,
+        help="checkpoint (any architecture, same N and M) whose analysis and synthesis transforms start "
+        "a new run: a hyperprior warm-started from a trained factorized model",
+    )
     parser.add_argument("--amp", action="store_true", help="bfloat16 autocast on CUDA")
     parser.set_defaults(func=_train)
 

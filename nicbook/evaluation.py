@@ -2,7 +2,10 @@
 
 Every RD point in the book comes from :func:`image_records`: each image is encoded, its bytes are
 counted and decoded, and the decoding is compared with the original. :func:`rd_curve` sweeps a
-codec's settings; :func:`evaluate_folder` measures one neural model on a folder (Kodak).
+codec's settings; :func:`evaluate_folder` measures one neural model on a folder (Kodak), and
+:func:`neural_records` several models' files of a few images in detail (torch is imported only
+then). :func:`closest_setting` finds a codec's file nearest a given rate, for comparisons at equal
+rate; :func:`rd_cost` and :func:`coded_point` give the ``R + λD`` a model trained with λ minimises.
 A *codec* here is anything with ``encode(image, setting) -> bytes`` and ``decode(bytes) -> image``
 (and optionally ``settings``, its default sweep): the Pillow codecs, the block coders.
 """
@@ -12,7 +15,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -21,7 +24,21 @@ from nicbook.data import IMAGE_SUFFIXES, load_image
 from nicbook.errors import NicbookError
 from nicbook.metrics import bpp, psnr
 
-__all__ = ["Codec", "evaluate_folder", "image_records", "mean_point", "rd_curve"]
+if TYPE_CHECKING:
+    from nicbook.nn.models import FactorizedPrior
+
+__all__ = [
+    "Codec",
+    "closest_setting",
+    "coded_point",
+    "evaluate_folder",
+    "image_records",
+    "mean_point",
+    "neural_records",
+    "rd_cost",
+    "rd_curve",
+    "records_curve",
+]
 
 
 class Codec(Protocol):
@@ -73,12 +90,105 @@ def rd_curve(
     if settings is None:
         raise ValueError(f"{type(codec).__name__} has no default settings: pass settings")
     desc = desc or getattr(codec, "name", type(codec).__name__)
-    points = [
-        mean_point(image_records(lambda image: codec.encode(image, setting), codec.decode, images))
+    return records_curve([
+        image_records(lambda image: codec.encode(image, setting), codec.decode, images)
         for setting in tqdm(list(settings), desc=desc, disable=not progress, file=sys.stderr)
-    ]
-    rates, qualities = zip(*points)
+    ])
+
+
+def records_curve(record_lists: Sequence[Sequence[dict]], rate: str = "bpp") -> tuple[np.ndarray, np.ndarray]:
+    """An RD curve from per-image records measured before: the :func:`mean_point` of each list, as arrays.
+
+    One list per point of the curve (a setting, or one model of a family); ``rate`` names the
+    records' rate field.
+    """
+    if len(record_lists) == 0:
+        raise ValueError("a curve needs at least one list of records")
+    rates, qualities = zip(*(mean_point(records, rate) for records in record_lists))
     return np.array(rates), np.array(qualities)
+
+
+def closest_setting(
+    codec: Codec, image: np.ndarray, target_bpp: float, settings: Sequence[float] | None = None
+) -> tuple[float, bytes]:
+    """The setting whose file of ``image`` is closest in rate to ``target_bpp``, and that file.
+
+    ``settings`` defaults to the codec's own sweep; of equally close settings the first wins.
+    This is how codecs are compared at equal rate: each one's file nearest a given size.
+    """
+    settings = getattr(codec, "settings", None) if settings is None else settings
+    if settings is None or len(settings) == 0:
+        raise ValueError(f"no settings to search for {type(codec).__name__}: pass settings")
+    files = {setting: codec.encode(image, setting) for setting in settings}
+    setting = min(files, key=lambda s: abs(bpp(files[s], image.shape) - target_bpp))
+    return setting, files[setting]
+
+
+def rd_cost(rate: float, quality: float, lmbda: float) -> float:
+    """The rate–distortion cost ``R + λ·D`` of a point: ``rate`` in bpp, ``quality`` the PSNR in dB.
+
+    ``D`` is the MSE on the 0–255 scale, ``255² · 10^(-PSNR/10)``: the convention of the book's
+    λ values (:func:`nicbook.nn.models.rd_loss`), so a model trained with λ minimises this.
+    """
+    return float(rate + lmbda * 255.0**2 * 10.0 ** (-quality / 10.0))
+
+
+def coded_point(
+    data: bytes, image: np.ndarray, decode: Callable[[bytes], np.ndarray], lmbda: float
+) -> tuple[float, float, float]:
+    """``(bpp, PSNR, R + λD)`` of a file of ``image``: its real size, its decoding's PSNR, and their :func:`rd_cost`."""
+    rate, quality = bpp(data, image.shape), psnr(image, decode(data))
+    return rate, quality, rd_cost(rate, quality, lmbda)
+
+
+def neural_records(
+    models: Sequence[FactorizedPrior],
+    images: Sequence[np.ndarray],
+    names: Sequence[str] | None = None,
+    progress: bool = False,
+) -> dict[str, list[dict]]:
+    """Every model's ``.nic`` files of every image, measured: ``{model.name: one record per image}``.
+
+    Each image is coded twice, with tables fitted to it (the default of
+    :func:`nicbook.codec.compress`) and with the model's own tables (``adaptive=False``). A record
+    holds ``image`` (its name), ``bytes`` and ``bpp`` of the fitted file, ``static_bpp`` and
+    ``file_bits`` of the other, ``psnr`` and ``decoded`` (the decoded image, the same from either
+    file), the integer latents ``symbols``, and the payload bits of both files
+    (``adaptive_payload_bits``, ``payload_bits``) beside ``estimate_bits``, the model's rate
+    estimate ``-Σ log2 P`` of the latents.
+    """
+    from nicbook import codec  # torch is loaded only when neural models are measured
+
+    if len(images) == 0:
+        raise ValueError("need at least one image to measure a model")
+    names = [f"image {index}" for index in range(len(images))] if names is None else list(names)
+    if len(names) != len(images):
+        raise ValueError("names must match images one to one")
+    results: dict[str, list[dict]] = {}
+    for model in tqdm(models, desc="models", disable=not progress, file=sys.stderr):
+        if model.name in results:
+            raise ValueError(f"two models are named {model.name!r}: records are keyed by name")
+        records = []
+        for name, image in zip(names, images):
+            fitted = codec.compress(image, model)
+            static = codec.compress(image, model, adaptive=False)
+            header, symbols, _ = codec.decode_latents(static, model)
+            decoded = codec.reconstruct(header, symbols, model)
+            records.append({
+                "image": name,
+                "bytes": len(fitted),
+                "bpp": bpp(fitted, image.shape),
+                "static_bpp": bpp(static, image.shape),
+                "psnr": psnr(image, decoded),
+                "decoded": decoded,
+                "symbols": symbols,
+                "file_bits": 8 * len(static),
+                "payload_bits": 8 * header.payload_length,
+                "adaptive_payload_bits": 8 * codec.read_header(fitted).payload_length,
+                "estimate_bits": float(model.entropy_model.channel_bits(symbols).sum()),
+            })
+        results[model.name] = records
+    return results
 
 
 def folder_images(folder: str | Path) -> list[Path]:

@@ -27,7 +27,7 @@ from nicbook.nn.checkpoints import (
     training_seconds,
 )
 from nicbook.nn.checkpoints import load_checkpoint as read_checkpoint
-from nicbook.nn.models import FactorizedPrior
+from nicbook.nn.models import FactorizedPrior, ScaleHyperprior
 from nicbook.zoo import (
     MANIFEST_NAME,
     configuration,
@@ -58,8 +58,8 @@ def export_weights(
     """
     folder = Path(folder or weights_dir())
     model = model_from_checkpoint(read_checkpoint(checkpoint))
-    if not isinstance(model, FactorizedPrior):
-        raise NicbookError("only factorized-prior checkpoints can be exported to the zoo")
+    if not isinstance(model, (FactorizedPrior, ScaleHyperprior)):
+        raise NicbookError("only factorized-prior and hyperprior checkpoints can be exported to the zoo")
     name = model_name(model.architecture, quality)
     model.name = name
     with torch.no_grad():
@@ -117,19 +117,23 @@ def training_record(run_dir: str | os.PathLike[str]) -> dict:
     return {"steps": steps, "training_hours": round(hours, 2), "recipe": recipe}
 
 
-def restore_run(quality: int, run_dir: str | os.PathLike[str], architecture: str = "factorized") -> Path:
+def restore_run(
+    quality: int, run_dir: str | os.PathLike[str], architecture: str = "factorized", folder: Path | None = None
+) -> Path:
     """Write the shipped model at ``quality`` out as the checkpoint of the run folder ``run_dir``.
 
     A run started from it (``nicbook train --init-from RUN_DIR/checkpoint.pt``) trains the shipped
     weights further; the checkpoint carries the model's training record from the manifest, so
     :func:`training_record` of that run, and the manifest entry it is exported with, still count
-    the whole chain. Returns the checkpoint's path.
+    the whole chain. ``folder`` is where the shipped weights are (default :func:`nicbook.zoo.weights_dir`).
+    Returns the checkpoint's path.
     """
     target = Path(run_dir) / CHECKPOINT_NAME
     if target.exists():
         raise NicbookError(f"{target} exists already; restore into an empty run folder")
-    entry = verified_entry(model_name(architecture, quality), weights_dir())
-    state = read_checkpoint(weights_dir() / entry["file"])
+    folder = Path(folder or weights_dir())
+    entry = verified_entry(model_name(architecture, quality), folder)
+    state = read_checkpoint(folder / entry["file"])
     state["training_record"] = {key: entry[key] for key in ("steps", "training_hours", "recipe")}
     target.parent.mkdir(parents=True, exist_ok=True)
     torch.save(state, target)
@@ -138,12 +142,13 @@ def restore_run(quality: int, run_dir: str | os.PathLike[str], architecture: str
 
 def release_model(
     run_dir: str | os.PathLike[str], quality: int, kodak: str | os.PathLike[str] | None = None,
-    hardware: str | None = None, progress: bool = True,
+    hardware: str | None = None, progress: bool = True, folder: Path | None = None,
 ) -> tuple[Path, dict]:
     """Export the run in ``run_dir`` as the zoo model at ``quality``, with its training record.
 
     With ``kodak`` (a folder of the Kodak images) the shipped model is measured there first and
-    its RD point and per-image results are recorded too. Returns the weights path and the record.
+    its RD point and per-image results are recorded too. ``folder`` is where the weights go
+    (default :func:`nicbook.zoo.weights_dir`). Returns the weights path and the record.
     """
     checkpoint = Path(run_dir) / CHECKPOINT_NAME
     release = {
@@ -151,9 +156,9 @@ def release_model(
         "data": TRAINING_DATA,
         "hardware": hardware or f"{platform.machine()} {platform.system()}",
     }
-    path = export_weights(checkpoint, quality, release=release)
+    path = export_weights(checkpoint, quality, folder, release)
     if kodak:
-        model = load("factorized", quality)
+        model = load(read_checkpoint(checkpoint)["model_config"]["architecture"], quality, folder=folder)
         point = evaluate_folder(
             kodak, lambda image: codec.compress(image, model), lambda data: codec.decompress(data, model),
             model.name, progress,
@@ -163,5 +168,5 @@ def release_model(
             "psnr": round(point["psnr"], 4),
             "images": {entry["image"]: [entry["bytes"], round(entry["psnr"], 4)] for entry in point["images"]},
         }
-        path = export_weights(checkpoint, quality, release=release)
+        path = export_weights(checkpoint, quality, folder, release)
     return path, release

@@ -21,6 +21,7 @@ from nicbook.errors import ImageFormatError
 
 __all__ = [
     "basis_images",
+    "basis_mosaic",
     "blockify",
     "dct2",
     "dct_basis",
@@ -211,3 +212,22 @@ def basis_images(basis: np.ndarray, n: int) -> np.ndarray:
         raise ValueError(f"basis must be (k, {n * n}) for n = {n}, got shape {basis.shape}")
     peak = np.abs(basis).max() or 1.0
     return (0.5 + 0.5 * basis / peak).reshape(-1, n, n)
+
+
+def basis_mosaic(basis: np.ndarray, gap: int = 1) -> np.ndarray:
+    """The basis images of a square basis tiled in reading order, separated by white lines.
+
+    ``basis`` is ``(n², n²)`` (rows = basis vectors, as :func:`dct_basis` or
+    :func:`learn_klt_basis` give); the result is a 2-D float array in ``[0, 1]`` of side
+    ``n · (n + gap)``: image ``k`` (scaled as in :func:`basis_images`) is tile ``divmod(k, n)``,
+    followed by ``gap`` white (1.0) rows and columns.
+    """
+    basis = np.asarray(basis, dtype=np.float64)
+    n = int(round(np.sqrt(basis.shape[-1]))) if basis.ndim == 2 else 0
+    if basis.ndim != 2 or n < 1 or basis.shape != (n * n, n * n):
+        raise ValueError(f"basis must be (n², n²), got shape {basis.shape}")
+    if isinstance(gap, bool) or not isinstance(gap, (int, np.integer)) or gap < 0:
+        raise ValueError(f"gap must be a non-negative integer, got {gap!r}")
+    tiles = np.pad(basis_images(basis, n), ((0, 0), (0, gap), (0, gap)), constant_values=1.0)
+    side = n + gap
+    return tiles.reshape(n, n, side, side).swapaxes(1, 2).reshape(n * side, n * side)

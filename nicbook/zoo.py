@@ -25,7 +25,7 @@ import torch
 from nicbook.errors import ChecksumError, DataNotFoundError, NicbookError
 from nicbook.nn.checkpoints import model_from_checkpoint
 from nicbook.nn.checkpoints import load_checkpoint as read_checkpoint
-from nicbook.nn.models import Autoencoder, FactorizedPrior
+from nicbook.nn.models import Autoencoder, FactorizedPrior, ScaleHyperprior
 
 __all__ = [
     "CONFIGURATIONS",
@@ -40,17 +40,23 @@ __all__ = [
     "shipped",
     "verified_entry",
     "weights_dir",
+    "weights_path",
 ]
 
-#: Architecture -> quality -> training configuration. The λ values are the factorized-prior
-#: ladder of the literature (MSE on the 0–255 scale, qualities 1–8) and one rung below it
-#: (quality 0) for rates near 0.1 bpp; N=128, M=192 at every quality keeps the models small
-#: enough to train on a CPU.
+#: Architecture -> quality -> training configuration. The λ values are the ladder of the
+#: literature (MSE on the 0–255 scale, qualities 1–8) and one rung below it (quality 0) for rates
+#: near 0.1 bpp. The factorized models keep N=128, M=192 throughout, small enough to train on a
+#: CPU; the hyperpriors widen to N=192, M=320 from quality 6, where narrow models lag most.
+_LADDER = (0.0009, 0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800)
 CONFIGURATIONS: dict[str, dict[int, dict]] = {
-    "factorized": {
-        quality: {"lmbda": lmbda, "N": 128, "M": 192}
-        for quality, lmbda in enumerate((0.0009, 0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800))
-    }
+    "factorized": {quality: {"lmbda": lmbda, "N": 128, "M": 192} for quality, lmbda in enumerate(_LADDER)},
+    **{
+        architecture: {
+            quality: {"lmbda": lmbda, "N": 128 if quality <= 5 else 192, "M": 192 if quality <= 5 else 320}
+            for quality, lmbda in enumerate(_LADDER)
+        }
+        for architecture in ("hyperprior", "mean-scale")
+    },
 }
 MANIFEST_NAME = "manifest.json"
 
@@ -139,28 +145,37 @@ def verified_entry(name: str, folder: Path) -> dict:
     return entries[name]
 
 
+def weights_path(architecture: str = "factorized", quality: int = 4, folder: Path | None = None) -> Path:
+    """The weights file of the shipped model ``architecture`` at ``quality``, checked against the manifest.
+
+    What a training run passes as ``init_from`` to fine-tune a shipped model. Raises
+    :class:`DataNotFoundError` when the model is not shipped and :class:`ChecksumError` when the
+    file does not match its recorded SHA-256.
+    """
+    folder = folder or weights_dir()
+    return folder / verified_entry(model_name(architecture, quality), folder)["file"]
+
+
 def load(
     architecture: str = "factorized",
     quality: int = 4,
     device: str | torch.device = "cpu",
     folder: Path | None = None,
-) -> FactorizedPrior:
+) -> FactorizedPrior | ScaleHyperprior:
     """The shipped model ``architecture`` at ``quality``, in eval mode with its coding tables.
 
     Raises :class:`DataNotFoundError` when its weights are not shipped (the message lists those
     that are) and :class:`ChecksumError` when the file does not match the manifest.
     """
-    name = model_name(architecture, quality)
-    folder = folder or weights_dir()
-    path = folder / verified_entry(name, folder)["file"]
+    path = weights_path(architecture, quality, folder)
     model = model_from_checkpoint(read_checkpoint(path))
-    if not isinstance(model, FactorizedPrior):
-        raise NicbookError(f"{path.name} does not hold a factorized-prior model")
-    model.name = name
+    if model.architecture != architecture:
+        raise NicbookError(f"{path.name} holds a {model.architecture} model, not a {architecture} model")
+    model.name = model_name(architecture, quality)
     return model.to(device)
 
 
-def load_by_name(name: str, device: str | torch.device = "cpu") -> FactorizedPrior:
+def load_by_name(name: str, device: str | torch.device = "cpu") -> FactorizedPrior | ScaleHyperprior:
     """:func:`load` from a zoo name such as ``factorized-q4`` (the name stored in ``.nic`` files)."""
     architecture, _, quality = name.rpartition("-q")
     if not architecture or not quality.isdigit():

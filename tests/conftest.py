@@ -1,12 +1,19 @@
-"""Shared fixtures: the sample image, and Kodak / training data that skip when absent."""
+"""Shared fixtures: the sample image, Kodak / training data that skip when absent, and small models,
+photos and training settings that keep the neural tests fast.
+
+The test files mirror the package (``tests/nn/test_models.py`` tests :mod:`nicbook.nn.models`) and
+are imported in pytest's importlib mode, so helpers shared between files live here, as fixtures.
+"""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import settings
+from PIL import Image
 
 from nicbook import data
 from nicbook.errors import DataNotFoundError
@@ -39,3 +46,55 @@ def training_paths():
         return data.training_image_paths()
     except DataNotFoundError as error:
         pytest.skip(f"training images absent: {error}")
+
+
+@pytest.fixture(scope="session")
+def tiny_model():
+    """``tiny_model(seed=0, N=8, M=12)``: an untrained factorized-prior model in eval mode, with tables.
+
+    Its weights depend on ``seed`` only, so two calls with the same arguments give equal models.
+    """
+    import torch
+
+    from nicbook.nn.models import FactorizedPrior
+
+    def make(seed: int = 0, N: int = 8, M: int = 12) -> FactorizedPrior:
+        torch.manual_seed(seed)
+        model = FactorizedPrior(N, M).eval()
+        model.entropy_model.update_tables()
+        return model
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def photos(tmp_path_factory) -> list[Path]:
+    """Four small smooth, slightly noisy RGB photos (72×88) on disk, standing in for training photos."""
+    folder = tmp_path_factory.mktemp("photos")
+    rng = np.random.default_rng(0)
+    rows, cols = np.mgrid[0:72, 0:88]
+    paths = []
+    for index in range(4):
+        channels = [np.sin(cols / (5 + index) + c) * 80 + np.cos(rows / 9) * 30 + 120 for c in range(3)]
+        image = np.clip(np.stack(channels, -1) + rng.normal(0, 6, (72, 88, 3)), 0, 255).astype(np.uint8)
+        path = folder / f"photo{index}.png"
+        Image.fromarray(image).save(path)
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture(scope="session")
+def tiny_config():
+    """``tiny_config(out_dir, steps, **changes)``: a :class:`~nicbook.nn.config.TrainConfig` of a few
+    CPU steps of a tiny model on 32-pixel patches, validating and checkpointing only at the end."""
+    from nicbook.nn.config import TrainConfig
+
+    def make(out_dir: Path | None, steps: int, **changes) -> TrainConfig:
+        options = {
+            "N": 8, "M": 12, "steps": steps, "batch_size": 2, "patch_size": 32, "lr": 5e-3, "device": "cpu",
+            "out_dir": str(out_dir) if out_dir else None, "validation_patches": 2,
+            "validation_every": 1000, "checkpoint_every": 1000, "log_every": 1,
+        }  # fmt: skip
+        return TrainConfig(**{**options, **changes})
+
+    return make

@@ -1,4 +1,4 @@
-"""Tests of the block transform coder (nicbook.blockcoder) and the dead-zone quantizer."""
+"""nicbook.blockcoder: the block transform coder with a DCT or KLT basis."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nicbook import blockcoder
-from nicbook.blockcoder import BlockTransformCoder, DCTCoder, KLTCoder, rd_curve, read_header
+from nicbook.blockcoder import BlockTransformCoder, DCTCoder, KLTCoder, read_header, training_klt_coder
 from nicbook.data import sample_image
 from nicbook.errors import BitstreamError, ImageFormatError, UnsupportedFormatError
+from nicbook.evaluation import rd_curve
 from nicbook.metrics import bpp, psnr
-from nicbook.quantizers import dead_zone_width, dequantize, quantize, uniform_mse
 from nicbook.transforms import dct_basis
 
 
@@ -29,41 +29,6 @@ def klt(image: np.ndarray) -> KLTCoder:
     rng = np.random.default_rng(3)
     training = [np.clip(image.astype(int) + rng.integers(-20, 21, image.shape), 0, 255).astype(np.uint8)]
     return KLTCoder.learn(training, n_blocks=500, seed=0)
-
-
-# --- quantizer ---
-
-
-def test_quantize_rounds_and_dead_zone_widens_zero_cell():
-    x = np.array([-1.6, -0.6, -0.4, 0.0, 0.4, 0.6, 1.4, 1.6])
-    assert quantize(x, 1.0).tolist() == [-2, -1, 0, 0, 0, 1, 1, 2]
-    assert quantize(x, 1.0, rounding=0.25).tolist() == [-1, 0, 0, 0, 0, 0, 1, 1]
-    assert dead_zone_width(1.0, 0.25) == pytest.approx(1.5)
-    assert dead_zone_width(2.0) == pytest.approx(2.0)
-
-
-def test_dequantize_offset_pulls_towards_zero():
-    q = np.array([-2, 0, 1, 3])
-    assert dequantize(q, 2.0).tolist() == [-4.0, 0.0, 2.0, 6.0]
-    assert dequantize(q, 2.0, offset=0.25).tolist() == [-3.5, 0.0, 1.5, 5.5]
-
-
-def test_uniform_quantization_mse_matches_step_squared_over_twelve():
-    x = np.random.default_rng(0).normal(0, 10, 200_000)
-    step = 2.0
-    measured = np.mean((dequantize(quantize(x, step), step) - x) ** 2)
-    assert measured == pytest.approx(uniform_mse(step), rel=0.03)
-
-
-@pytest.mark.parametrize("bad", [0.0, -1.0, np.inf, np.nan])
-def test_quantizer_rejects_bad_steps(bad):
-    with pytest.raises(ValueError):
-        quantize(np.ones(3), bad)
-    with pytest.raises(ValueError):
-        dequantize(np.ones(3, dtype=int), bad)
-
-
-# --- coder ---
 
 
 def test_round_trip_reproduces_quantized_coefficients_exactly(image, klt):
@@ -141,10 +106,9 @@ def test_embedded_basis_is_counted_in_the_rate(image):
     sending = KLTCoder.from_image(image)
     shared = KLTCoder(sending.basis)
     with_basis, without_basis = sending.encode(image, 8.0), shared.encode(image, 8.0)
-    used_rows = blockcoder._used_coefficients(
-        [[blockcoder._fit_model(c) for c in channel.T] for channel in blockcoder._dc_to_differences(
-            sending.quantized_coefficients(image, 8.0))]
-    ).sum()
+    # One float16 row of the basis per coefficient that is not zero in every block of every channel.
+    used_rows = np.any(sending.quantized_coefficients(image, 8.0) != 0, axis=(0, 1)).sum()
+    assert 0 < used_rows < 64
     assert len(with_basis) - len(without_basis) == used_rows * 64 * 2
     # The embedded stream decodes without knowing the basis beforehand.
     assert np.array_equal(DCTCoder().decode(with_basis), sending.decode(with_basis))
@@ -254,3 +218,30 @@ def test_too_small_step_is_refused():
     image[::2, ::2] = 255
     with pytest.raises(ValueError, match="too small"):
         DCTCoder().encode(image, 1e-3)
+
+
+def test_truncated_to_one_coefficient_leaves_the_block_means():
+    rng = np.random.default_rng(1)
+    gray = rng.integers(40, 216, (16, 24)).astype(np.uint8)
+    image = np.repeat(gray[:, :, None], 3, axis=2)  # gray: Cb = Cr = 128, Y = the gray value
+    result = DCTCoder().truncated(image, 1)
+    means = gray.reshape(2, 8, 3, 8).mean(axis=(1, 3))
+    expected = np.repeat(np.repeat(means, 8, axis=0), 8, axis=1)
+    assert np.abs(result.astype(float) - expected[:, :, None]).max() <= 1.0
+
+
+def test_truncated_with_every_coefficient_is_analysis_then_synthesis(sample):
+    coder = DCTCoder()
+    image = sample[:40, :56]
+    full = coder.synthesise(coder.analyse(image), image.shape[:2])
+    np.testing.assert_array_equal(coder.truncated(image, 64), full)
+    assert np.all(coder.truncated(image, 0) == 128)
+    for keep in (-1, 65, 2.0):
+        with pytest.raises(ValueError):
+            coder.truncated(image, keep)
+
+
+def test_training_klt_coder_learns_the_block_size_it_is_asked_for():
+    coder, source = training_klt_coder(n_photos=2, n_blocks=400, block_size=4)
+    assert coder.block_size == 4 and coder.basis.shape == (16, 16)
+    assert isinstance(source, str) and source

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -20,14 +21,20 @@ def repository_url() -> str:
     return match.group(1)
 
 
+def package_version() -> str:
+    """The version in ``pyproject.toml``."""
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+
+
 def install_cell_source() -> str:
-    """The hidden first cell every chapter starts with: install nicbook only where it is missing."""
+    """The hidden first cell every chapter starts with: install nicbook, at the tag of this version
+    (so the package cannot change under an assignment), only where it is missing."""
     return (
         "# Installs nicbook when it is missing (on Colab, for example); does nothing where it is importable.\n"
         "import importlib.util\n"
         "\n"
         'if importlib.util.find_spec("nicbook") is None:\n'
-        f'    %pip install --quiet "nicbook @ git+{repository_url()}"'
+        f'    %pip install --quiet "nicbook @ git+{repository_url()}@v{package_version()}"'
     )
 
 

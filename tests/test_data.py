@@ -1,4 +1,4 @@
-"""nicbook.data: the image policy, the sample image, Kodak discovery and verified download."""
+"""nicbook.data: the image policy, the sample image, Kodak discovery and verified download, training photos."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from nicbook import data
@@ -162,18 +161,20 @@ def test_training_split_is_stable_and_disjoint(training_paths):
     assert data.train_validation_split(list(reversed(training_paths)), 0.05)[1] == list(reversed(validation))
 
 
-def test_patch_dataset_crops_and_flips(tmp_path):
-    ramp = np.tile(np.arange(40, dtype=np.uint8)[None, :, None], (30, 1, 3))
-    small = np.full((5, 7, 3), 9, np.uint8)
-    paths = [_save(tmp_path, Image.fromarray(ramp), "ramp.png"), _save(tmp_path, Image.fromarray(small), "s.png")]
-    dataset = data.PatchDataset(paths, patch_size=16, patches_per_image=3)
-    assert len(dataset) == 6
-    torch.manual_seed(0)
-    patches = [dataset[0] for _ in range(20)]
-    assert all(p.shape == (3, 16, 16) and p.dtype == torch.float32 for p in patches)
-    assert all(0.0 <= float(p.min()) and float(p.max()) <= 1.0 for p in patches)
-    directions = {bool(p[0, 0, 1] > p[0, 0, 0]) for p in patches}
-    assert directions == {True, False}  # horizontal flips happen, both ways
-    assert dataset[1].shape == (3, 16, 16)  # an image smaller than a patch is padded
-    with pytest.raises(DataNotFoundError):
-        data.PatchDataset([])
+def test_training_photos_fall_back_to_the_halves_of_the_sample_image(no_data, sample):
+    assert not data.has_training_photos()
+    paths, note = data.training_photos()
+    assert len(paths) == 2 and "sample image" in note
+    left, right = (data.load_image(path) for path in paths)
+    assert np.array_equal(np.concatenate([left, right], axis=1), sample)
+    assert data.training_photos()[0] == paths
+
+
+def test_training_photos_are_those_of_the_training_folder(monkeypatch, tmp_path):
+    (tmp_path / "data" / "train").mkdir(parents=True)
+    Image.fromarray(np.full((8, 8, 3), 50, np.uint8)).save(tmp_path / "data" / "train" / "photo.png")
+    monkeypatch.setenv(data.DATA_ENV, str(tmp_path / "data"))
+    assert data.has_training_photos()
+    paths, note = data.training_photos()
+    assert [path.name for path in paths] == ["photo.png"]
+    assert "1 photos" in note

@@ -1,8 +1,8 @@
+"""nicbook.jpeg: a baseline JPEG codec, byte for byte and pixel for pixel what libjpeg does."""
+
 from __future__ import annotations
 
-import argparse
 import io
-import time
 
 import numpy as np
 import pytest
@@ -22,7 +22,6 @@ from nicbook.jpeg import (
     magnitude_category,
     optimal_huffman_spec,
     quantize_image,
-    register_cli,
     scaled_quantization_table,
 )
 from nicbook.jpeg.islow import fdct_islow, idct_islow
@@ -199,7 +198,6 @@ def test_refuses_progressive_arithmetic_lossless_and_12_bit(crop):
 
 def test_truncated_and_corrupt_files_raise_bitstream_error(crop):
     data = encode(crop, 75)
-    start = time.perf_counter()
     for end in [0, 1, 2, 3, 10, 30, 100, 200, 400, len(data) // 2, len(data) - 3, len(data) - 1]:
         with pytest.raises(BitstreamError):
             decode(data[:end])
@@ -222,7 +220,6 @@ def test_truncated_and_corrupt_files_raise_bitstream_error(crop):
         except BitstreamError:
             continue
         assert result.shape == crop.shape
-    assert time.perf_counter() - start < 20
 
 
 def test_rejects_bad_images():
@@ -245,38 +242,11 @@ def test_quantize_image_exposes_the_lossy_stages(crop):
     np.testing.assert_array_equal(quantized.tables[0], LUMA_QUANTIZATION)
 
 
-def test_files_and_command_line(tmp_path, crop):
-    from nicbook.data import save_image
-
+def test_files(tmp_path, crop):
     size = encode_file(crop, tmp_path / "a.jpg", quality=60)
     assert size == (tmp_path / "a.jpg").stat().st_size
-    assert decode_file(tmp_path / "a.jpg").shape == crop.shape
-
-    parser = argparse.ArgumentParser()
-    register_cli(parser.add_subparsers(dest="command"))
-    save_image(crop, tmp_path / "in.png")
-    args = parser.parse_args(["jpeg", "encode", str(tmp_path / "in.png"), str(tmp_path / "b.jpg"), "--quality", "60"])
-    assert args.func(args) == 0
-    assert (tmp_path / "b.jpg").read_bytes() == (tmp_path / "a.jpg").read_bytes()
-    args = parser.parse_args(["jpeg", "decode", str(tmp_path / "b.jpg"), str(tmp_path / "out.png")])
-    assert args.func(args) == 0
-    with Image.open(tmp_path / "out.png") as picture:
-        np.testing.assert_array_equal(np.asarray(picture), decode_file(tmp_path / "a.jpg"))
-
-
-def test_explain_views(crop):
-    from nicbook.jpeg import explain
-    from nicbook.jpeg.encoder import event_bits, huffman_specs, scan_coefficients, scan_symbols
-
-    np.testing.assert_array_equal(explain.keep_coefficients(crop, 64), crop)  # lossless up to rounding
-    assert np.abs(explain.keep_coefficients(crop, 1).astype(int) - crop).mean() > 3
-    bits = explain.bits_map(crop, 50)
-    symbols = scan_symbols(*scan_coefficients(quantize_image(crop, 50)))
-    assert bits.shape == crop.shape[:2]
-    assert bits.sum() == pytest.approx(event_bits(symbols, huffman_specs(symbols, 3)).sum(), rel=0.05)
-    frames, titles = explain.pipeline_frames(crop[:48, :40], quality=50, zoom=2)
-    assert len(frames) == len(titles) == 7
-    assert all(frame.shape == (96, 80, 3) and frame.dtype == np.uint8 for frame in frames)
+    assert (tmp_path / "a.jpg").read_bytes() == encode(crop, 60)
+    np.testing.assert_array_equal(decode_file(tmp_path / "a.jpg"), decode(encode(crop, 60)))
 
 
 @settings(max_examples=25, deadline=None)

@@ -1,4 +1,4 @@
-"""MSE, PSNR, bpp and the Bjøntegaard deltas on cases with known answers."""
+"""nicbook.metrics: MSE, PSNR, bpp and the Bjøntegaard deltas on cases with known answers."""
 
 from __future__ import annotations
 
@@ -67,20 +67,3 @@ def test_bd_rate_needs_four_overlapping_points():
         metrics.bd_rate((rates[:3], psnrs[:3]), (rates[:3], psnrs[:3]))
     with pytest.raises(ValueError, match="overlap"):
         metrics.bd_rate(_curve(), (rates, psnrs + 100))
-
-
-def test_rd_curve_measures_files_and_their_decodes():
-    images = [np.random.default_rng(seed).integers(0, 256, (4, 6, 3), dtype=np.uint8) for seed in (0, 1)]
-
-    def encode(image, step):  # a "codec" that coarsens the samples and stores them raw
-        return bytes([image.shape[0], image.shape[1]]) + (image // step * step).astype(np.uint8).tobytes()
-
-    def decode(data):
-        return np.frombuffer(data[2:], dtype=np.uint8).reshape(data[0], data[1], 3)
-
-    rates, qualities = metrics.rd_curve(encode, decode, images, [1, 16])
-    assert rates == pytest.approx([24 + 16 / 24, 24 + 16 / 24])
-    expected = np.mean([metrics.psnr(image, image // 16 * 16) for image in images])
-    assert qualities[0] == math.inf and qualities[1] == pytest.approx(expected)
-    with pytest.raises(ValueError, match="at least one image"):
-        metrics.rd_curve(encode, decode, [], [1])

@@ -1,8 +1,11 @@
+"""nicbook.transforms: the block DCT, zig-zag orders and the KLT."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from nicbook import transforms
 from nicbook.errors import ImageFormatError
 from nicbook.transforms import (
     basis_images,
@@ -136,3 +139,20 @@ def test_energy_compaction_and_basis_images():
     np.testing.assert_allclose(images[0], images[0][0, 0])
     with pytest.raises(ValueError):
         basis_images(dct_basis(4), 8)
+
+
+def test_basis_mosaic_tiles_the_basis_images_in_reading_order():
+    basis = transforms.dct_basis(4)
+    mosaic = transforms.basis_mosaic(basis, gap=2)
+    assert mosaic.shape == (4 * 6, 4 * 6)
+    images = transforms.basis_images(basis, 4)
+    for k in range(16):
+        row, col = divmod(k, 4)
+        np.testing.assert_array_equal(mosaic[6 * row : 6 * row + 4, 6 * col : 6 * col + 4], images[k])
+        assert np.all(mosaic[6 * row + 4 : 6 * row + 6, 6 * col : 6 * col + 6] == 1.0)
+        assert np.all(mosaic[6 * row : 6 * row + 6, 6 * col + 4 : 6 * col + 6] == 1.0)
+    assert transforms.basis_mosaic(transforms.dct_basis(8), gap=0).shape == (64, 64)
+    with pytest.raises(ValueError):
+        transforms.basis_mosaic(np.eye(12))
+    with pytest.raises(ValueError):
+        transforms.basis_mosaic(basis, gap=-1)

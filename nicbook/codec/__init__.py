@@ -8,7 +8,9 @@ Encoding walks down the book's steps, one module each:
    :mod:`nicbook.codec.refinement` may improve for this image;
 3. the entropy model rounds them to integer symbols (:mod:`nicbook.nn.entropy_models`);
 4. :mod:`nicbook.codec.adaptive` (per-image scales, the default) or :mod:`nicbook.codec.latents`
-   (the model's own tables) code them with rANS (:mod:`nicbook.entropy`);
+   (the model's own tables) code them with rANS (:mod:`nicbook.entropy`); a hyperprior model
+   sends side information and codes each latent with the table it picks
+   (:mod:`nicbook.codec.hyperprior`);
 5. :mod:`nicbook.codec.container` wraps the payload in a checked header.
 
 Decoding goes back up the same steps: :func:`decode_latents` then :func:`reconstruct`.
@@ -29,9 +31,10 @@ import torch
 
 from nicbook import zoo
 from nicbook.codec import adaptive as adaptive_coding
-from nicbook.codec import latents
+from nicbook.codec import hyperprior, latents
 from nicbook.codec.container import (
     FORMAT_VERSION,
+    HYPERPRIOR_VERSION,
     MAGIC,
     MAX_PIXELS,
     READABLE_VERSIONS,
@@ -45,16 +48,20 @@ from nicbook.codec.container import (
 from nicbook.codec.refinement import LatentRefinement
 from nicbook.data import as_rgb8
 from nicbook.errors import BitstreamError, NicbookError
-from nicbook.nn.models import STRIDE, FactorizedPrior
+from nicbook.codec.hyperprior import HyperLatents
+from nicbook.nn.models import STRIDE, FactorizedPrior, ScaleHyperprior
 from nicbook.nn.ops import coding_device, run_in_precision
 from nicbook.nn.tensors import to_image, to_tensor
 
 __all__ = [
     "CODING_DTYPE",
     "FORMAT_VERSION",
+    "HYPERPRIOR_VERSION",
     "MAGIC",
     "MAX_PIXELS",
     "READABLE_VERSIONS",
+    "CodingModel",
+    "HyperLatents",
     "LatentRefinement",
     "NicHeader",
     "check_model",
@@ -75,10 +82,16 @@ __all__ = [
 CODING_DTYPE = torch.float64
 
 
-def check_model(model) -> FactorizedPrior:
+#: Models the codec writes files with: a factorized prior, or a (mean-)scale hyperprior.
+CodingModel = FactorizedPrior | ScaleHyperprior
+
+
+def check_model(model) -> CodingModel:
     """``model`` itself when the codec can use it; anything else raises :class:`NicbookError`."""
-    if not isinstance(model, FactorizedPrior):
-        raise NicbookError(f"the .nic codec needs a FactorizedPrior model, not {type(model).__name__}")
+    if not isinstance(model, (FactorizedPrior, ScaleHyperprior)):
+        raise NicbookError(
+            f"the .nic codec needs a factorized or hyperprior model, not {type(model).__name__}"
+        )
     return model
 
 
@@ -95,28 +108,36 @@ def pad_to_stride(image: np.ndarray) -> np.ndarray:
 
 def compress(
     image: np.ndarray,
-    model: FactorizedPrior,
+    model: CodingModel,
     adaptive: bool = True,
     refinement: LatentRefinement | None = None,
     progress: bool = False,
 ) -> bytes:
     """Encode an ``(H, W, 3)`` uint8 image (any size) with ``model`` into ``.nic`` bytes.
 
-    ``adaptive`` (the default) sends per-image scales of the latent distributions and codes with
-    them (format version 3, smaller files); ``False`` codes with the model's tables as they are
-    (version 1), whose size the model's rate estimate predicts. ``refinement`` searches for
-    better latents for this image before coding them (:mod:`nicbook.codec.refinement`: slower,
-    smaller for the same quality; ``progress`` shows a bar for it); the decoder is the same either way.
+    For a factorized model, ``adaptive`` (the default) sends per-image scales of the latent
+    distributions and codes with them (format version 3, smaller files); ``False`` codes with the
+    model's tables as they are (version 1), whose size the model's rate estimate predicts.
+    ``refinement`` searches for better latents for this image before coding them
+    (:mod:`nicbook.codec.refinement`: slower, smaller for the same quality; ``progress`` shows a
+    bar for it); the decoder is the same either way. A hyperprior model sends its own side
+    information (version 4, :mod:`nicbook.codec.hyperprior`); ``adaptive`` does not apply to it.
     """
     model = check_model(model)
     image = as_rgb8(image)
     height, width = image.shape[:2]
     check_image_size(height, width)
-    entropy_model = model.entropy_model
+    hyper = isinstance(model, ScaleHyperprior)
+    if hyper and refinement is not None:
+        raise NicbookError("latent refinement is written for factorized models only")
+    entropy_model = model.hyper_entropy_model if hyper else model.entropy_model
     entropy_model.ensure_tables()
     x = to_tensor(pad_to_stride(image), entropy_model.medians.device)
     with torch.no_grad():
         y = model.analysis(x)
+    if hyper:
+        payload, decoded = hyperprior.encode(model, y)
+        return pack(HYPERPRIOR_VERSION, model.name, weights_hash(model), (height, width), decoded.symbols.shape, payload)
     if refinement is not None:
         y = refinement.refine(model, x, y, (height, width), progress)
     symbols = entropy_model.to_symbols(y[0])
@@ -127,10 +148,14 @@ def compress(
     return pack(version, model.name, weights_hash(model), (height, width), symbols.shape, payload)
 
 
-def _resolve_model(header: NicHeader, model: FactorizedPrior | None) -> FactorizedPrior:
+def _resolve_model(header: NicHeader, model: CodingModel | None) -> CodingModel:
     if model is None:
         model = zoo.load_by_name(header.model)
     model = check_model(model)
+    if isinstance(model, ScaleHyperprior) != (header.version == HYPERPRIOR_VERSION):
+        raise BitstreamError(
+            f"a version-{header.version} file cannot be decoded with a {model.architecture} model: wrong model"
+        )
     if header.latent_shape[0] != model.M:
         raise BitstreamError(
             f"file has {header.latent_shape[0]} latent channels, the model {model.M}: wrong model"
@@ -145,29 +170,39 @@ def _resolve_model(header: NicHeader, model: FactorizedPrior | None) -> Factoriz
 
 
 def decode_latents(
-    data: bytes, model: FactorizedPrior | None = None
-) -> tuple[NicHeader, np.ndarray, FactorizedPrior]:
-    """Header, integer latents ``(M, h, w)`` and the model of a ``.nic`` file (``model=None``: from the zoo)."""
+    data: bytes, model: CodingModel | None = None
+) -> tuple[NicHeader, np.ndarray | HyperLatents, CodingModel]:
+    """Header, latents and model of a ``.nic`` file (``model=None``: the file's zoo model).
+
+    The latents are the integer symbols ``(M, h, w)`` for a factorized model, and a
+    :class:`~nicbook.codec.hyperprior.HyperLatents` (symbols, side information, tables, means)
+    for a hyperprior.
+    """
     header = read_header(data)
     model = _resolve_model(header, model)
     payload = bytes(data[header.payload_offset : header.payload_offset + header.payload_length])
+    if header.version == HYPERPRIOR_VERSION:
+        return header, hyperprior.decode(model, payload, header.latent_shape), model
     decode = {1: latents.decode, 2: adaptive_coding.decode_version_2, 3: adaptive_coding.decode}[header.version]
     return header, decode(payload, header.latent_shape, model.entropy_model.tables), model
 
 
 @torch.no_grad()
-def reconstruct(header: NicHeader, symbols: np.ndarray, model: FactorizedPrior) -> np.ndarray:
+def reconstruct(header: NicHeader, symbols: np.ndarray | HyperLatents, model: CodingModel) -> np.ndarray:
     """The ``(H, W, 3)`` uint8 image of decoded latents, cropped to the size in the header.
 
     The synthesis runs in :data:`CODING_DTYPE` (float64), so the decoded image does not depend on
     the thread count: this is the part of decoding that must be reproducible.
     """
-    device = coding_device(model.entropy_model.medians.device)
-    y_hat = model.entropy_model.from_symbols(symbols, CODING_DTYPE, device).unsqueeze(0)
+    device = coding_device(next(model.synthesis.parameters()).device)
+    if isinstance(symbols, HyperLatents):
+        y_hat = symbols.latents().to(device, CODING_DTYPE).unsqueeze(0)
+    else:
+        y_hat = model.entropy_model.from_symbols(symbols, CODING_DTYPE, device).unsqueeze(0)
     x_hat = run_in_precision(model.synthesis, y_hat, CODING_DTYPE).clamp_(0.0, 1.0)
     return to_image(x_hat[0, :, : header.height, : header.width])
 
 
-def decompress(data: bytes, model: FactorizedPrior | None = None) -> np.ndarray:
+def decompress(data: bytes, model: CodingModel | None = None) -> np.ndarray:
     """Decode ``.nic`` bytes to an ``(H, W, 3)`` uint8 image; ``model=None`` loads the file's zoo model."""
     return reconstruct(*decode_latents(data, model))

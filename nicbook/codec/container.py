@@ -8,8 +8,9 @@ Layout (integers big-endian)::
 
 The payload of version 3 (written by default) is the per-image scales and the latents coded with
 the matching stretched tables (:mod:`nicbook.codec.adaptive`); that of version 1 is the latents
-coded with the model's own tables (:mod:`nicbook.codec.latents`). Version 2, the per-image scales
-of an earlier release (32×32-pixel blocks only, no channel gains), is still read.
+coded with the model's own tables (:mod:`nicbook.codec.latents`); that of version 4 is a
+hyperprior's side information and latents (:mod:`nicbook.codec.hyperprior`). Version 2, the
+per-image scales of an earlier release (32×32-pixel blocks only, no channel gains), is still read.
 
 The weights hash (:func:`weights_hash`) covers the weights and the coding tables, so decoding with
 any other model is refused instead of producing garbage.
@@ -29,6 +30,7 @@ from nicbook.nn.models import STRIDE
 
 __all__ = [
     "FORMAT_VERSION",
+    "HYPERPRIOR_VERSION",
     "MAGIC",
     "MAX_PIXELS",
     "READABLE_VERSIONS",
@@ -42,8 +44,11 @@ __all__ = [
 
 MAGIC = b"\x89NIC"
 FORMAT_VERSION = 3
-#: Versions the decoder reads: 1 codes the latents with the model's tables, 2 and 3 with per-image scales.
-READABLE_VERSIONS = (1, 2, 3)
+#: The version of files written with a hyperprior model (side information, then the latents).
+HYPERPRIOR_VERSION = 4
+#: Versions the decoder reads: 1 codes the latents with the model's tables, 2 and 3 with per-image
+#: scales, 4 with a hyperprior's side information.
+READABLE_VERSIONS = (1, 2, 3, 4)
 #: Largest image a file may declare (pixels): bounds the decoder's memory for forged headers.
 MAX_PIXELS = 1 << 26
 _FIXED = struct.Struct(">8sIIHHHI")  # hash, height, width, channels, latent h, latent w, payload length

@@ -17,7 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from nicbook.nn.models import FactorizedPrior, ModelOutput, rd_loss
-from nicbook.nn.rounding import round_straight_through
+from nicbook.nn.rounding import round_around, round_straight_through
 
 __all__ = ["LatentRefinement"]
 
@@ -61,17 +61,17 @@ class LatentRefinement:
         """Latents ``(1, M, H/16, W/16)`` for ``x`` (``(1, 3, H, W)`` in [0, 1]) that code better than ``latents``.
 
         ``latents`` are the analysis transform's own (the search starts there; with ``steps = 0``
-        they are returned as they are). ``size`` is the ``(height, width)`` of the real image in
+        they are only rounded). ``size`` is the ``(height, width)`` of the real image in
         the top-left corner of ``x`` (the rest is padding, which costs rate but whose distortion
         does not count). Of the iterates visited, the one with the lowest loss is returned, on
         the integer grid of the entropy model (rate by the model's density), so refining never
         does worse than plain rounding by the model's own measure.
         """
-        if self.steps == 0:
-            return latents
-        height, width = size or x.shape[-2:]
         model.entropy_model.ensure_tables()
         medians = model.entropy_model.medians
+        if self.steps == 0:
+            return round_around(latents, medians)
+        height, width = size or x.shape[-2:]
         target = x[..., :height, :width]
         latents = latents.detach().clone().requires_grad_(True)
         optimizer = torch.optim.Adam([latents], lr=self.learning_rate)

@@ -19,7 +19,6 @@ it ends there and that every word was used, which catches most corruption.
 
 from __future__ import annotations
 
-import math
 import weakref
 
 import numpy as np

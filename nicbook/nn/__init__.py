@@ -2,11 +2,13 @@
 
 ==================================  ==========================================================
 ``nicbook.nn.ops``                  lower bound, non-negative parameters, precision, devices
-``nicbook.nn.layers``               GDN and the analysis / synthesis transforms
+``nicbook.nn.layers``               GDN, the analysis / synthesis and hyper transforms
 ``nicbook.nn.rounding``             rounding and its training proxies (noise, straight-through)
-``nicbook.nn.entropy_models``       the learned factorized density, latents ↔ symbols, its tables
-``nicbook.nn.models``               the autoencoder and the compressive autoencoder, ``rd_loss``
+``nicbook.nn.entropy_models``       learned densities and Gaussian conditionals, symbols, tables
+``nicbook.nn.models``               the autoencoder and the compressive models, ``rd_loss``
+``nicbook.nn.integer``              the hyper-synthesis in exact fixed point, for coding
 ``nicbook.nn.tensors``              images as tensors, random training patches
+``nicbook.nn.config``               what defines a training run (plain Python, no torch)
 ``nicbook.nn.checkpoints``          checkpoint files and training logs
 ``nicbook.nn.training``             the training loop (CPU, GPU, ``torchrun``)
 ==================================  ==========================================================

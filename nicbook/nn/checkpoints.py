@@ -19,7 +19,8 @@ from pathlib import Path
 import torch
 
 from nicbook.errors import NicbookError
-from nicbook.nn.models import Autoencoder, FactorizedPrior, build_model
+from nicbook.nn.entropy_models import FactorizedEntropyModel
+from nicbook.nn.models import Autoencoder, build_model
 
 __all__ = [
     "CHECKPOINT_NAME",
@@ -27,6 +28,7 @@ __all__ = [
     "append_log",
     "drop_log_after",
     "load_checkpoint",
+    "load_transforms",
     "load_weights",
     "model_from_checkpoint",
     "read_log",
@@ -59,8 +61,7 @@ def save_checkpoint(
     buffers such as the coding tables are kept as they are. The file is written next to ``path``
     first and then renamed, so an interrupted save never leaves a truncated checkpoint behind.
     """
-    if isinstance(model, FactorizedPrior):
-        model.entropy_model.update_tables()
+    FactorizedEntropyModel.update_all(model)
     parameters = {key for key, _ in model.named_parameters()}
     weights = {}
     for key, tensor in model.state_dict().items():
@@ -154,6 +155,28 @@ def model_from_checkpoint(state: dict) -> Autoencoder:
     except (RuntimeError, TypeError, ValueError) as error:
         raise NicbookError(f"checkpoint weights do not fit its model configuration: {error}") from error
     return model.eval()
+
+
+def load_transforms(path: Path, model: Autoencoder) -> dict:
+    """Copy the analysis and synthesis transforms of the checkpoint at ``path`` into ``model``.
+
+    The checkpoint may hold any architecture with the same ``N`` and ``M`` (a trained factorized
+    model warm-starts a hyperprior); anything else raises :class:`NicbookError`. Returns the checkpoint.
+    """
+    state = load_checkpoint(path)
+    saved = state["model_config"]
+    if (saved.get("N"), saved.get("M")) != (model.N, model.M):
+        raise NicbookError(
+            f"{path} holds transforms with N={saved.get('N')}, M={saved.get('M')}, "
+            f"not N={model.N}, M={model.M}: pass --N and --M of that model"
+        )
+    transforms = {
+        key: tensor.float()
+        for key, tensor in state["model"].items()
+        if key.startswith(("analysis.", "synthesis."))
+    }
+    model.load_state_dict(transforms, strict=False)
+    return state
 
 
 def load_weights(path: Path, model: Autoencoder, advice: str) -> dict:

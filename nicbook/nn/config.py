@@ -16,13 +16,17 @@ __all__ = ["TrainConfig", "check_config"]
 class TrainConfig:
     """Everything that defines a training run (stored in its checkpoints).
 
-    ``architecture`` is ``"factorized"`` (:class:`~nicbook.nn.models.FactorizedPrior`) or
-    ``"autoencoder"`` (the distortion-only :class:`~nicbook.nn.models.Autoencoder`, whose loss is
+    ``architecture`` is ``"factorized"`` (:class:`~nicbook.nn.models.FactorizedPrior`),
+    ``"hyperprior"`` (:class:`~nicbook.nn.models.ScaleHyperprior`), ``"mean-scale"``
+    (:class:`~nicbook.nn.models.MeanScaleHyperprior`) or ``"autoencoder"`` (the distortion-only :class:`~nicbook.nn.models.Autoencoder`, whose loss is
     ``lmbda · MSE``). ``lmbda`` follows the convention of :func:`nicbook.nn.models.rd_loss` (MSE on
     the 0–255 scale).
     ``steps`` counts optimiser steps in total, including those before a resume.
     ``init_from`` starts a new run from another run's weights (fine-tuning a trained model to
     another λ); it is ignored when ``out_dir`` already holds a checkpoint to resume.
+    ``transforms_from`` starts a new run with the analysis and synthesis transforms of another
+    checkpoint of the same ``N`` and ``M``, of any architecture: a hyperprior warm-started from a
+    trained factorized model then learns mostly its hyper path (also ignored when resuming).
     ``lr_drop_at`` is the step from which the learning rate is ``lr / 10`` (0: never); a short
     stretch at the lower rate at the end of a run settles the weights.
     """
@@ -41,6 +45,7 @@ class TrainConfig:
     device: str = "auto"
     out_dir: str | None = None
     init_from: str | None = None
+    transforms_from: str | None = None
     amp: bool = False
     validation_fraction: float = 0.05
     validation_patches: int = 16

@@ -1,4 +1,4 @@
-"""The factorized entropy model: one learned density per latent channel, and its coding tables.
+"""Entropy models of latents: a learned density per channel, or a Gaussian per latent; their coding tables.
 
 Each channel ``c`` has a non-parametric cumulative distribution ``F_c`` given by a small monotone
 network (Ballé et al. 2018, appendix 6.1): a chain of per-channel matrices kept positive through a
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import math
+import statistics
 from collections.abc import Sequence
 
 import numpy as np
@@ -35,7 +36,13 @@ from torch.nn import functional as F
 from nicbook.entropy import FrequencyTables, entropy
 from nicbook.nn.ops import lower_bound
 
-__all__ = ["FactorizedDensity", "FactorizedEntropyModel"]
+__all__ = [
+    "GAUSSIAN_SCALES",
+    "FactorizedDensity",
+    "FactorizedEntropyModel",
+    "GaussianConditional",
+    "gaussian_table_pmfs",
+]
 
 #: Smallest likelihood a latent can get, so that ``-log2`` stays finite.
 LIKELIHOOD_BOUND = 1e-9
@@ -44,6 +51,17 @@ TABLE_PRECISION = 16
 #: Most symbols a table may cover on either side of the median; rarer values use the escape.
 MAX_HALF_RANGE = 1024
 _TABLE_PREFIX = "table_"
+
+
+def _tables_in_buffers(module: nn.Module) -> FrequencyTables:
+    """The :class:`~nicbook.entropy.FrequencyTables` a module keeps in its ``table_*`` buffers."""
+    return FrequencyTables.from_arrays(
+        {
+            name[len(_TABLE_PREFIX) :]: buffer.cpu().numpy()
+            for name, buffer in module.named_buffers(recurse=False)
+            if name.startswith(_TABLE_PREFIX)
+        }
+    )
 
 
 class FactorizedDensity(nn.Module):
@@ -266,14 +284,15 @@ class FactorizedEntropyModel(nn.Module):
         if self.tables_stale:
             self.update_tables()
         if self._tables is None:
-            self._tables = FrequencyTables.from_arrays(
-                {
-                    name[len(_TABLE_PREFIX) :]: buffer.cpu().numpy()
-                    for name, buffer in self.named_buffers(recurse=False)
-                    if name.startswith(_TABLE_PREFIX)
-                }
-            )
+            self._tables = _tables_in_buffers(self)
         return self._tables
+
+    @staticmethod
+    def update_all(model: nn.Module) -> None:
+        """Rebuild the tables of every factorized entropy model inside ``model`` (before saving it)."""
+        for module in model.modules():
+            if isinstance(module, FactorizedEntropyModel):
+                module.update_tables()
 
     def ensure_tables(self) -> None:
         """Rebuild the tables if training changed the density since they were built (or none exist)."""
@@ -299,3 +318,92 @@ class FactorizedEntropyModel(nn.Module):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
         self._tables = None
         self.tables_stale = not incoming
+
+
+# --------------------------------------------------------------------------- Gaussian conditionals
+
+
+#: Smallest scale of a Gaussian conditional: narrower densities are widened to it.
+SCALE_BOUND = 0.11
+#: Scales of the Gaussian coding tables: 64 steps, evenly spaced in log scale from 0.11 to 256.
+GAUSSIAN_SCALES: tuple[float, ...] = tuple(
+    float(value) for value in np.exp(np.linspace(math.log(SCALE_BOUND), math.log(256.0), 64))
+)
+
+
+def _standard_normal_cdf(x: torch.Tensor) -> torch.Tensor:
+    return 0.5 * torch.erfc(-x * 2.0**-0.5)
+
+
+def gaussian_table_pmfs(
+    scales: Sequence[float], tail_mass: float = 1e-9
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """PMFs of ``round(y - mean)`` for ``y ~ N(mean, s²)``, one per scale, and their first symbols.
+
+    Each covers the integers within the ``tail_mass/2`` quantiles (wider values go through the
+    escape symbol). Computed with Python's float64 ``math.erfc``; the tables built from them are
+    stored in the model's state dict, so a decoder never recomputes them.
+    """
+    quantile = statistics.NormalDist().inv_cdf(1.0 - tail_mass / 2)
+    pmfs, offsets = [], []
+    for scale in scales:
+        half = max(1, math.ceil(quantile * scale))
+        # P(k) = Φ((k + 1/2)/s) - Φ((k - 1/2)/s), from the lower tail for accuracy (symmetric in k).
+        masses = [
+            0.5 * (math.erfc(-(k + 0.5) / (scale * math.sqrt(2))) - math.erfc(-(k - 0.5) / (scale * math.sqrt(2))))
+            for k in range(-half, 1)
+        ]
+        pmfs.append(np.array(masses + masses[-2::-1]))
+        offsets.append(-half)
+    return pmfs, np.array(offsets)
+
+
+class GaussianConditional(nn.Module):
+    """Rate of latents whose density is given per element: ``N(mean, scale²)`` convolved with a unit box.
+
+    The probability of a rounded latent ``ŷ`` is ``Φ((ŷ - μ + 1/2)/σ) - Φ((ŷ - μ - 1/2)/σ)``, also the
+    density of the noisy latent in training. For coding, the symbol ``round(y - μ)`` of each latent
+    uses the table of the smallest of :data:`GAUSSIAN_SCALES` at least as wide as its ``σ``: a fixed
+    set of integer tables, built once and kept in the state dict (``table_*`` buffers).
+    """
+
+    def __init__(self, scales: Sequence[float] = GAUSSIAN_SCALES, tail_mass: float = 1e-9) -> None:
+        super().__init__()
+        pmfs, offsets = gaussian_table_pmfs(scales, tail_mass)
+        tables = FrequencyTables.from_pmfs(pmfs, offsets, precision=TABLE_PRECISION)
+        self.register_buffer("scale_levels", torch.tensor(scales, dtype=torch.float64))
+        for key, array in tables.to_arrays().items():
+            self.register_buffer(_TABLE_PREFIX + key, torch.from_numpy(np.array(array, dtype=np.int64)))
+        self._tables: FrequencyTables | None = None
+
+    def likelihood(
+        self, y: torch.Tensor, scales: torch.Tensor, means: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Probability of each (noisy or rounded) latent of ``y`` under ``N(means, scales²)``, at least 1e-9."""
+        values = torch.abs(y - means) if means is not None else torch.abs(y)
+        scales = lower_bound(scales, SCALE_BOUND)
+        upper = _standard_normal_cdf((0.5 - values) / scales)
+        lower = _standard_normal_cdf((-0.5 - values) / scales)
+        return lower_bound(upper - lower, LIKELIHOOD_BOUND)
+
+    def table_indices(self, scale_units: torch.Tensor, fraction_bits: int) -> np.ndarray:
+        """The table of each latent, from its scale in fixed point (integers in units of ``2**-fraction_bits``).
+
+        The smallest scale level at least as wide as the scale (levels below :data:`SCALE_BOUND`
+        take the first): integer comparisons, so the same on every machine.
+        """
+        levels = self.scale_levels.to(scale_units.device, torch.float64)
+        thresholds = torch.floor(levels[:-1] * 2.0**fraction_bits)
+        indices = torch.searchsorted(thresholds, scale_units.to(torch.float64).contiguous())
+        return indices.cpu().numpy().astype(np.int64)
+
+    @property
+    def tables(self) -> FrequencyTables:
+        """The integer coding tables, one per scale level, read from the buffers."""
+        if self._tables is None:
+            self._tables = _tables_in_buffers(self)
+        return self._tables
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        super()._load_from_state_dict(*args, **kwargs)
+        self._tables = None

@@ -1,4 +1,4 @@
-"""Layers of the neural codec: GDN and the analysis / synthesis transforms.
+"""Layers of the neural codec: GDN, the analysis / synthesis transforms and the hyper-transforms.
 
 Generalized divisive normalization (GDN, Ballé et al. 2017) divides each channel by a learned
 combination of the squared activations of all channels at the same position::
@@ -19,7 +19,13 @@ from torch.nn import functional as F
 
 from nicbook.nn.ops import NonNegative
 
-__all__ = ["GDN", "analysis_transform", "synthesis_transform"]
+__all__ = [
+    "GDN",
+    "analysis_transform",
+    "hyper_analysis_transform",
+    "hyper_synthesis_transform",
+    "synthesis_transform",
+]
 
 
 class GDN(nn.Module):
@@ -83,4 +89,31 @@ def synthesis_transform(N: int, M: int) -> nn.Sequential:
         _deconv(N, N),
         GDN(N, inverse=True),
         _deconv(N, 3),
+    )
+
+
+def hyper_analysis_transform(N: int, M: int) -> nn.Sequential:
+    """Hyper-encoder ``h_a``: latents ``(B, M, h, w)`` to hyper-latents ``(B, N, h/4, w/4)`` (Ballé et al. 2018)."""
+    return nn.Sequential(
+        nn.Conv2d(M, N, kernel_size=3, stride=1, padding=1),
+        nn.ReLU(),
+        _conv(N, N),
+        nn.ReLU(),
+        _conv(N, N),
+    )
+
+
+def hyper_synthesis_transform(N: int, hidden: int, outputs: int) -> nn.Sequential:
+    """Hyper-decoder ``h_s``: hyper-latents ``(B, N, h, w)`` to ``outputs`` parameter maps ``(B, outputs, 4h, 4w)``.
+
+    Two transposed convolutions (to ``N`` then ``hidden`` channels) with ReLUs, then a 3×3
+    convolution; ReLU is the one non-linearity, so the layer stack has an exact integer version
+    (:mod:`nicbook.nn.integer`).
+    """
+    return nn.Sequential(
+        _deconv(N, N),
+        nn.ReLU(),
+        _deconv(N, hidden),
+        nn.ReLU(),
+        nn.Conv2d(hidden, outputs, kernel_size=3, stride=1, padding=1),
     )

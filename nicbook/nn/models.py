@@ -1,9 +1,11 @@
-"""Autoencoders for images: a plain one, and the compressive factorized-prior model.
+"""Autoencoders for images: a plain one, and the compressive models (factorized prior, hyperpriors).
 
 :class:`Autoencoder` is the analysis transform followed by the synthesis transform, trained for
 distortion alone. :class:`FactorizedPrior` (Ballé et al. 2017/2018) quantizes the latents and
 learns their distribution with :class:`~nicbook.nn.entropy_models.FactorizedEntropyModel`, so it can
-be trained for rate + λ·distortion and its latents coded to bytes.
+be trained for rate + λ·distortion and its latents coded to bytes. :class:`ScaleHyperprior`
+(Ballé et al. 2018) and :class:`MeanScaleHyperprior` (Minnen et al. 2018) send side information
+from which each latent's distribution is predicted.
 
 Images enter as float tensors ``(B, 3, H, W)`` in [0, 1], ``H`` and ``W`` multiples of 16.
 
@@ -21,11 +23,26 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from nicbook.nn.entropy_models import FactorizedEntropyModel
-from nicbook.nn.layers import analysis_transform, synthesis_transform
+from nicbook.nn.entropy_models import FactorizedEntropyModel, GaussianConditional
+from nicbook.nn.layers import (
+    analysis_transform,
+    hyper_analysis_transform,
+    hyper_synthesis_transform,
+    synthesis_transform,
+)
 from nicbook.nn.rounding import MODES, quantize
 
-__all__ = ["STRIDE", "Autoencoder", "FactorizedPrior", "ModelOutput", "build_model", "rd_loss"]
+__all__ = [
+    "STRIDE",
+    "Autoencoder",
+    "CompressiveAutoencoder",
+    "FactorizedPrior",
+    "MeanScaleHyperprior",
+    "ModelOutput",
+    "ScaleHyperprior",
+    "build_model",
+    "rd_loss",
+]
 
 #: The downsampling factor of the analysis transform: image sides must be multiples of it.
 STRIDE = 16
@@ -36,12 +53,14 @@ class ModelOutput:
     """What a model's forward pass returns.
 
     ``likelihoods`` has the latents' shape (None for the plain autoencoder) and ``bits`` is the
-    estimated rate of the whole batch, ``-Σ log2 likelihoods`` (0 for the plain autoencoder).
+    estimated rate of the whole batch, ``-Σ log2 likelihoods`` (0 for the plain autoencoder);
+    for the hyperprior models it includes ``side_bits``, the rate of the hyper-latents.
     """
 
     x_hat: torch.Tensor
     likelihoods: torch.Tensor | None
     bits: torch.Tensor
+    side_bits: torch.Tensor | None = None
 
 
 class Autoencoder(nn.Module):
@@ -65,8 +84,8 @@ class Autoencoder(nn.Module):
         return ModelOutput(x_hat, None, x_hat.new_zeros(()))
 
 
-class FactorizedPrior(Autoencoder):
-    """Compressive autoencoder with a factorized entropy model over the ``M`` latent channels.
+class CompressiveAutoencoder(Autoencoder):
+    """What every compressive model shares: a rounding proxy for training and a name for its files.
 
     Parameters
     ----------
@@ -76,10 +95,9 @@ class FactorizedPrior(Autoencoder):
         Training proxy, one of ``"noise"``, ``"ste"``, ``"mixed"`` (see :mod:`nicbook.nn.rounding`);
         in eval mode the latents are always rounded.
     name:
-        Identifier written into ``.nic`` files (zoo models are called ``factorized-q<quality>``).
+        Identifier written into ``.nic`` files (zoo models are called ``<architecture>-q<quality>``);
+        by default ``<architecture>-N<N>-M<M>``.
     """
-
-    architecture = "factorized"
 
     def __init__(
         self, N: int = 128, M: int = 192, quantization: str = "noise", name: str | None = None
@@ -90,22 +108,39 @@ class FactorizedPrior(Autoencoder):
                 f"unknown quantization mode {quantization!r}; choose one of {', '.join(MODES)}"
             )
         self.quantization = quantization
-        self.name = name or f"factorized-N{N}-M{M}"
-        self.entropy_model = FactorizedEntropyModel(M)
+        self.name = name or f"{self.architecture}-N{N}-M{M}"
 
     @property
     def config(self) -> dict:
         return {**super().config, "quantization": self.quantization, "name": self.name}
 
-    def forward(self, x: torch.Tensor) -> ModelOutput:
-        y = self.analysis(x)
+    def _rounding(self, entropy_model: FactorizedEntropyModel) -> tuple[str, torch.Tensor | None]:
+        """This pass's quantization mode and the grid offsets (medians) of ``entropy_model`` it rounds to."""
         mode = self.quantization if self.training else "round"
         if mode == "noise":
-            medians = None
-        elif self.training or self.entropy_model.tables_stale:
-            medians = self.entropy_model.current_medians()
-        else:
-            medians = self.entropy_model.medians
+            return mode, None
+        if self.training or entropy_model.tables_stale:
+            return mode, entropy_model.current_medians()
+        return mode, entropy_model.medians
+
+
+class FactorizedPrior(CompressiveAutoencoder):
+    """Compressive autoencoder with a factorized entropy model over the ``M`` latent channels.
+
+    Parameters as for :class:`CompressiveAutoencoder`.
+    """
+
+    architecture = "factorized"
+
+    def __init__(
+        self, N: int = 128, M: int = 192, quantization: str = "noise", name: str | None = None
+    ) -> None:
+        super().__init__(N, M, quantization, name)
+        self.entropy_model = FactorizedEntropyModel(M)
+
+    def forward(self, x: torch.Tensor) -> ModelOutput:
+        y = self.analysis(x)
+        mode, medians = self._rounding(self.entropy_model)
         with torch.autocast(y.device.type, enabled=False):
             quantized = quantize(y.float(), mode, medians)
             likelihoods = self.entropy_model.likelihood(quantized.for_rate)
@@ -113,14 +148,89 @@ class FactorizedPrior(Autoencoder):
         return ModelOutput(x_hat, likelihoods, -torch.log2(likelihoods).sum())
 
 
+class ScaleHyperprior(CompressiveAutoencoder):
+    """Compressive autoencoder whose latents are coded with a Gaussian of a scale sent as side information.
+
+    Ballé et al. (2018): a hyper-analysis ``h_a`` summarises the magnitudes ``|y|`` of the latents in
+    hyper-latents ``z`` (16× fewer positions per channel), coded with a factorized density; the
+    hyper-synthesis ``h_s`` turns the rounded ``ẑ`` into a scale ``σ`` for every latent, and
+    ``round(y)`` is coded under ``N(0, σ²)``. The rate is the bits of ``y`` plus those of ``z``.
+
+    Parameters as for :class:`CompressiveAutoencoder`; ``N`` is also the number of hyper-latent
+    channels.
+    """
+
+    architecture = "hyperprior"
+
+    def __init__(
+        self, N: int = 128, M: int = 192, quantization: str = "mixed", name: str | None = None
+    ) -> None:
+        super().__init__(N, M, quantization, name)
+        self.hyper_analysis = hyper_analysis_transform(N, M)
+        self.hyper_synthesis = hyper_synthesis_transform(N, *self._hyper_widths())
+        self.hyper_entropy_model = FactorizedEntropyModel(N)
+        self.conditional = GaussianConditional()
+
+    def _hyper_widths(self) -> tuple[int, int]:
+        """Hidden and output channels of ``h_s``: a scale per latent channel."""
+        return self.N, self.M
+
+    def hyper_latents(self, y: torch.Tensor) -> torch.Tensor:
+        """``z = h_a(|y|)``: the scale hyperprior summarises the magnitudes of the latents."""
+        return self.hyper_analysis(torch.abs(y))
+
+    def gaussian_parameters(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Scales (and means, ``None`` here) of the latents' Gaussians from rounded hyper-latents."""
+        return self.hyper_synthesis(z_hat), None
+
+    def forward(self, x: torch.Tensor) -> ModelOutput:
+        y = self.analysis(x)
+        entropy_model = self.hyper_entropy_model
+        mode, medians = self._rounding(entropy_model)
+        with torch.autocast(y.device.type, enabled=False):
+            y = y.float()
+            z = quantize(self.hyper_latents(y), mode, medians)
+            z_likelihoods = entropy_model.likelihood(z.for_rate)
+            scales, means = self.gaussian_parameters(z.for_distortion)
+            offset = means if means is not None else 0.0
+            y_hat = quantize(y - offset, mode)
+            y_likelihoods = self.conditional.likelihood(y_hat.for_rate + offset, scales, means)
+        x_hat = self.synthesis(y_hat.for_distortion + offset)
+        side_bits = -torch.log2(z_likelihoods).sum()
+        return ModelOutput(x_hat, y_likelihoods, -torch.log2(y_likelihoods).sum() + side_bits, side_bits)
+
+
+class MeanScaleHyperprior(ScaleHyperprior):
+    """The scale hyperprior with a mean too (Minnen et al. 2018): ``h_s`` predicts ``μ`` and ``σ``.
+
+    ``z = h_a(y)`` sees the signed latents, and ``round(y - μ)`` is coded under ``N(0, σ²)``: a
+    latent whose value the side information predicts costs little even where it is large.
+    """
+
+    architecture = "mean-scale"
+
+    def _hyper_widths(self) -> tuple[int, int]:
+        return self.M * 3 // 2, 2 * self.M
+
+    def hyper_latents(self, y: torch.Tensor) -> torch.Tensor:
+        return self.hyper_analysis(y)
+
+    def gaussian_parameters(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        scales, means = self.hyper_synthesis(z_hat).chunk(2, dim=1)
+        return scales, means
+
+
 def build_model(config: dict) -> Autoencoder:
     """A fresh model from its :attr:`~Autoencoder.config` dictionary."""
-    architectures = {cls.architecture: cls for cls in (Autoencoder, FactorizedPrior)}
+    architectures = {
+        cls.architecture: cls
+        for cls in (Autoencoder, FactorizedPrior, ScaleHyperprior, MeanScaleHyperprior)
+    }
     kind = config.get("architecture")
     if kind not in architectures:
         raise ValueError(f"unknown architecture {kind!r}; known: {', '.join(architectures)}")
     options = {key: config[key] for key in ("N", "M") if key in config}
-    if kind == "factorized":
+    if kind != "autoencoder":
         options["quantization"] = config.get("quantization", "noise")
         options["name"] = config.get("name")
     return architectures[kind](**options)

@@ -37,11 +37,13 @@ from nicbook.nn.checkpoints import (
     LOG_NAME,
     append_log,
     drop_log_after,
+    load_transforms,
     load_weights,
     save_checkpoint,
 )
 from nicbook.nn.config import TrainConfig
-from nicbook.nn.models import Autoencoder, FactorizedPrior, build_model, rd_loss
+from nicbook.nn.entropy_models import FactorizedEntropyModel
+from nicbook.nn.models import Autoencoder, build_model, rd_loss
 from nicbook.nn.ops import resolve_device
 from nicbook.nn.tensors import PatchDataset
 
@@ -118,7 +120,8 @@ class _Distributed:
 
 
 def _resume(config: TrainConfig, model: Autoencoder, optimizer: torch.optim.Optimizer) -> int:
-    """Resume from ``out_dir``'s checkpoint, else start from ``init_from``'s weights; the first step."""
+    """Resume from ``out_dir``'s checkpoint, else start from ``init_from``'s weights (and
+    ``transforms_from``'s transforms); returns the first step."""
     out_dir = Path(config.out_dir) if config.out_dir else None
     if out_dir is not None and (out_dir / CHECKPOINT_NAME).is_file():
         state = load_weights(out_dir / CHECKPOINT_NAME, model, "use another --out folder")
@@ -127,6 +130,8 @@ def _resume(config: TrainConfig, model: Autoencoder, optimizer: torch.optim.Opti
         return int(state["step"])
     if config.init_from:
         load_weights(Path(config.init_from), model, "pass --N and --M of that model")
+    if config.transforms_from:
+        load_transforms(Path(config.transforms_from), model)
     return 0
 
 
@@ -174,8 +179,7 @@ def fit(config: TrainConfig, paths: list[Path] | None = None, progress: bool = T
         )
     finally:
         group.close()
-    if isinstance(model, FactorizedPrior):
-        model.entropy_model.update_tables()
+    FactorizedEntropyModel.update_all(model)
     return model.eval()
 
 

@@ -6,8 +6,9 @@ throughout the book. Animations are rendered to self-contained HTML/JavaScript
 
 The figures of single chapters live beside it: :mod:`nicbook.plot.entropy` (code trees and
 arithmetic-coding intervals), :mod:`nicbook.plot.jpeg` (JPEG's intermediate stages) and
-:mod:`nicbook.plot.neural` (training curves, latents, learned densities). All of nicbook's
-matplotlib code is in this subpackage.
+:mod:`nicbook.plot.neural` (training curves, latents, learned densities), and
+:mod:`nicbook.plot.viewer` builds the chapters' sliders (ipywidgets, imported only when used).
+All of nicbook's matplotlib code is in this subpackage.
 """
 
 from __future__ import annotations

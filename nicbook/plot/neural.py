@@ -1,4 +1,4 @@
-"""Figures of the neural chapters: training curves, latent histograms, learned densities.
+"""Figures of the neural chapters: training curves, latent histograms, learned densities, side information.
 
 The chapters train tiny models for a minute with :func:`nicbook.nn.training.fit` and read their
 logs with :func:`nicbook.nn.checkpoints.read_training_log`; these functions draw what they show.
@@ -12,13 +12,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from nicbook.nn.models import FactorizedPrior
+from nicbook.codec import adaptive
+from nicbook.nn.models import STRIDE, FactorizedPrior
 from nicbook.plot import use_style
 
 __all__ = [
     "plot_density_vs_histogram",
     "plot_histories",
     "plot_latent_histograms",
+    "plot_side_information",
 ]
 
 #: Quantities of a training record, with the axis label each is plotted with.
@@ -95,3 +97,40 @@ def plot_density_vs_histogram(
            ylabel="probability")
     ax.legend()
     return ax
+
+
+def plot_side_information(
+    image: np.ndarray,
+    choice: adaptive.ScaleChoice,
+    latent_shape: Sequence[int],
+    image_name: str = "",
+    model_name: str = "",
+) -> plt.Figure:
+    """What the adaptive encoder sends about one image: four panels side by side.
+
+    The image; the factor ``a_b`` of each block (:attr:`~nicbook.codec.adaptive.ScaleChoice.shifts`
+    laid out over the image); how many channels took each scale ``s_c``; and how many each gain
+    ``g_c``. ``choice`` is :func:`nicbook.codec.adaptive.choose_scales` of the image's latents,
+    whose ``(..., h, w)`` shape ``latent_shape`` gives.
+    """
+    use_style()
+    rows = -(-int(latent_shape[-2]) // choice.block)
+    shift_map = np.asarray(choice.shifts).reshape(rows, -1)
+    figure, (left, middle, right, far_right) = plt.subplots(
+        1, 4, figsize=(14, 3.4), width_ratios=(1, 1.15, 0.8, 0.5), layout="constrained")
+    left.imshow(image)
+    left.set(title=image_name, xticks=[], yticks=[])
+    moves = np.arange(-adaptive.MAX_SHIFT, adaptive.MAX_SHIFT + 1)
+    shown = middle.imshow(shift_map, cmap="viridis", vmin=moves[0] - 0.5, vmax=moves[-1] + 0.5)
+    bar = figure.colorbar(shown, ax=middle, ticks=moves, label="block factor $a_b$")
+    bar.ax.set_yticklabels([f"{2 ** (move / 2):.2g}" for move in moves])
+    pixels = STRIDE * choice.block
+    middle.set(title=f"factor of each {pixels}×{pixels}-pixel block", xticks=[], yticks=[])
+    scales, gains = len(adaptive.SCALES), len(adaptive.GAINS)
+    right.bar(range(scales), np.bincount(choice.levels, minlength=scales))
+    right.set(xticks=range(scales)[::2], xticklabels=[f"{s:g}" for s in adaptive.SCALES[::2]],
+              xlabel="channel scale $s_c$", ylabel="channels", title=f"{model_name}: channel scales")
+    far_right.bar(range(gains), np.bincount(choice.gains, minlength=gains))
+    far_right.set(xticks=range(gains), xticklabels=[f"{g:g}" for g in adaptive.GAINS],
+                  xlabel="channel gain $g_c$", title="gains")
+    return figure

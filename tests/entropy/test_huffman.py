@@ -1,4 +1,4 @@
-"""Canonical, length-limited Huffman codes."""
+"""nicbook.entropy.huffman: canonical, length-limited Huffman codes."""
 
 from __future__ import annotations
 

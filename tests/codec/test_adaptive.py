@@ -1,24 +1,17 @@
-"""Per-image scales: stretched tables, the encoder's choice, exact round trips and broken payloads."""
+"""nicbook.codec.adaptive: per-image scales, stretched tables, the encoder's choice, exact round trips
+and broken payloads."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from nicbook import adaptive_coding
-from nicbook.adaptive_coding import SCALES, UNIT, choose_scales, decode, encode, scaled_tables
-from nicbook.entropy import FrequencyTables, rans_encode
-from nicbook.entropy.bits import encode_uvarint
+from nicbook.codec.adaptive import SCALES, UNIT, choose_scales, decode, encode, scaled_tables
+from nicbook.entropy import decode_uvarint, encode_uvarint, rans_encode
 from nicbook.errors import BitstreamError
 
 
-def laplace_tables(widths=(0.3, 1.0, 3.0, 10.0)) -> FrequencyTables:
-    """One table per width: a discrete Laplace distribution over -40..40 (like trained channels)."""
-    values = np.arange(-40, 41)
-    return FrequencyTables.from_pmfs([np.exp(-np.abs(values) / w) for w in widths], [-40] * len(widths))
-
-
-def test_the_unit_scale_reproduces_the_model_tables_exactly():
+def test_the_unit_scale_reproduces_the_model_tables_exactly(laplace_tables):
     tables = laplace_tables()
     scaled = scaled_tables(tables)
     assert scaled.num_tables == tables.num_tables * len(SCALES)
@@ -28,7 +21,7 @@ def test_the_unit_scale_reproduces_the_model_tables_exactly():
         assert scaled.offsets[unit] == tables.offsets[channel]
 
 
-def test_stretching_widens_and_narrows_the_distribution():
+def test_stretching_widens_and_narrows_the_distribution(laplace_tables):
     tables = laplace_tables((3.0,))
     scaled = scaled_tables(tables)
     spreads = []
@@ -40,7 +33,7 @@ def test_stretching_widens_and_narrows_the_distribution():
     assert spreads[-1] / spreads[UNIT] == pytest.approx(SCALES[-1], rel=0.15)
 
 
-def test_the_search_picks_narrow_tables_for_quiet_latents_and_wide_ones_for_busy_latents():
+def test_the_search_picks_narrow_tables_for_quiet_latents_and_wide_ones_for_busy_latents(laplace_tables):
     rng = np.random.default_rng(0)
     tables = laplace_tables((3.0, 3.0))
     busy = np.round(rng.laplace(0, 20, (16, 16))).astype(np.int64)
@@ -50,7 +43,7 @@ def test_the_search_picks_narrow_tables_for_quiet_latents_and_wide_ones_for_busy
     assert choice.shifts.shape == ((-(-16 // choice.block)) ** 2,)
 
 
-def test_a_busy_region_gets_a_larger_block_scale_than_a_quiet_one():
+def test_a_busy_region_gets_a_larger_block_scale_than_a_quiet_one(laplace_tables):
     rng = np.random.default_rng(1)
     tables = laplace_tables((2.0,) * 6)
     symbols = np.round(rng.laplace(0, 0.3, (6, 8, 16))).astype(np.int64)
@@ -61,7 +54,7 @@ def test_a_busy_region_gets_a_larger_block_scale_than_a_quiet_one():
     assert blocks[:, half:].min() > blocks[:, :half].max()
 
 
-def test_channels_that_ignore_the_regions_get_a_smaller_gain_than_those_that_follow_them():
+def test_channels_that_ignore_the_regions_get_a_smaller_gain_than_those_that_follow_them(laplace_tables):
     rng = np.random.default_rng(3)
     tables = laplace_tables((2.0,) * 6)
     symbols = np.round(rng.laplace(0, 0.3, (6, 16, 16))).astype(np.int64)
@@ -71,7 +64,7 @@ def test_channels_that_ignore_the_regions_get_a_smaller_gain_than_those_that_fol
     assert choice.gains[4:].max() < choice.gains[:4].min()
 
 
-def test_the_encoder_takes_small_blocks_only_when_they_pay_for_their_side_information():
+def test_the_encoder_takes_small_blocks_only_when_they_pay_for_their_side_information(laplace_tables):
     rng = np.random.default_rng(4)
     tables = laplace_tables((2.0,) * 8)
     alike = np.round(rng.laplace(0, 2, (8, 16, 16))).astype(np.int64)
@@ -82,7 +75,7 @@ def test_the_encoder_takes_small_blocks_only_when_they_pay_for_their_side_inform
 
 
 @pytest.mark.parametrize("shape", [(4, 1, 1), (4, 5, 7), (4, 9, 13)])
-def test_round_trips_exactly_with_escapes_and_beats_the_fixed_tables(shape):
+def test_round_trips_exactly_with_escapes_and_beats_the_fixed_tables(shape, laplace_tables):
     rng = np.random.default_rng(2)
     tables = laplace_tables()
     symbols = np.round(rng.laplace(0, 6, shape)).astype(np.int64)
@@ -94,14 +87,7 @@ def test_round_trips_exactly_with_escapes_and_beats_the_fixed_tables(shape):
         assert len(data) < len(rans_encode(symbols.ravel(), channels, tables))
 
 
-def forged_payload(levels, gains, shifts, block=2, latent_bytes=64):
-    """A payload whose side information says what the test wants, followed by zero bytes."""
-    kinds = adaptive_coding._side_kinds(block, len(levels), len(shifts))
-    side = rans_encode(np.concatenate([levels, gains, shifts]), kinds, adaptive_coding._SIDE_TABLES)
-    return bytes([block]) + encode_uvarint(len(side)) + side + b"\0" * latent_bytes
-
-
-def test_broken_side_information_and_short_payloads_raise_clear_errors():
+def test_broken_side_information_and_short_payloads_raise_clear_errors(laplace_tables):
     tables = laplace_tables()
     shape = (4, 8, 8)
     data = encode(np.zeros(shape, np.int64), tables)
@@ -115,18 +101,36 @@ def test_broken_side_information_and_short_payloads_raise_clear_errors():
         decode(data[:2] + bytes([data[2] ^ 0xFF]) + data[3:], shape, tables)
     with pytest.raises(BitstreamError, match="tables"):
         decode(data, (5, 8, 8), tables)
-    # Levels, gains or shifts outside their grids (coded through the side tables' escape) are refused.
-    blocks = [0] * (-(-8 // 2)) ** 2
-    for levels, gains in [([0, 0, 0, 99], [2] * 4), ([6] * 4, [2, 2, 9, 2])]:
-        with pytest.raises(BitstreamError, match="out of range"):
-            decode(forged_payload(levels, gains, blocks), shape, tables)
-    # A payload far too short for the latents it declares fails before they are decoded.
-    big = (4, 64, 64)
+    # A payload far too short for the latents it declares fails before they are decoded: the side
+    # information of busy 4×64×64 latents, followed by only 16 of their bytes.
+    busy = (4, 64, 64)
+    data = encode(np.round(np.random.default_rng(0).laplace(0, 6, busy)).astype(np.int64), tables)
+    side_length, side_start = decode_uvarint(data, 1)
+    latents_start = side_start + side_length
     with pytest.raises(BitstreamError, match="too short"):
-        decode(forged_payload([12] * 4, [2] * 4, [0] * 32**2), big, tables)
+        decode(data[: latents_start + 16], busy, tables)
 
 
-def test_stretched_tables_are_built_from_integers_alone():
+def test_damaged_side_information_is_refused_or_decodes_to_the_declared_shape(laplace_tables):
+    """Every one-bit error in the side information (the CRC of the container catches them all; this
+    is the layer below) raises BitstreamError or yields latents of the shape asked for."""
+    tables = laplace_tables()
+    shape = (4, 9, 13)
+    data = encode(np.round(np.random.default_rng(5).laplace(0, 3, shape)).astype(np.int64), tables)
+    side_length, side_start = decode_uvarint(data, 1)
+    refused = 0
+    for position in range(side_start, side_start + side_length):
+        for bit in range(8):
+            damaged = bytearray(data)
+            damaged[position] ^= 1 << bit
+            try:
+                assert decode(bytes(damaged), shape, tables).shape == shape
+            except BitstreamError:
+                refused += 1
+    assert refused > 0
+
+
+def test_stretched_tables_are_built_from_integers_alone(laplace_tables):
     """Two table objects with the same integers give identical stretched tables (no float state)."""
     first, second = laplace_tables(), laplace_tables()
     a, b = scaled_tables(first), scaled_tables(second)

@@ -1,4 +1,4 @@
-"""Bit writer, bit reader, vectorised bit packing and varints."""
+"""nicbook.entropy.bits: bit writer, bit reader, vectorised bit packing and varints."""
 
 from __future__ import annotations
 

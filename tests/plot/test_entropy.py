@@ -1,4 +1,4 @@
-"""Figures of the entropy-coding chapter."""
+"""nicbook.plot.entropy: the figures of the entropy-coding chapter."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from nicbook.entropy import HuffmanCode
-from nicbook.entropy.figures import (
+from nicbook.plot.entropy import (
     arithmetic_coding_frames,
     arithmetic_intervals,
     code_words,

@@ -1,0 +1,204 @@
+"""nicbook.codec: images through a model into .nic bytes and back; exact round trips, checks on
+broken and forged files, determinism across thread counts, files of earlier releases."""
+
+from __future__ import annotations
+
+import struct
+import subprocess
+import sys
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from nicbook import zoo
+from nicbook.codec import (
+    compress,
+    decode_latents,
+    decompress,
+    latents,
+    pad_to_stride,
+    read_header,
+    reconstruct,
+)
+from nicbook.errors import BitstreamError, NicbookError
+from nicbook.metrics import psnr
+from nicbook.nn.checkpoints import save_checkpoint
+
+DATA = Path(__file__).parents[1] / "data"
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return zoo.load("factorized", quality=3)
+
+
+def test_decoded_latents_equal_the_rounded_analysis_output(model, image, encoded):
+    header, symbols, _ = decode_latents(encoded, model)
+    x = torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0).double() / 255
+    with torch.no_grad():
+        y = model.analysis.double()(x)[0]
+        model.analysis.float()
+    expected = torch.round(y - model.entropy_model.medians.double().reshape(-1, 1, 1)).long().numpy()
+    assert np.array_equal(symbols, expected)
+    assert header.latent_shape == (12, 5, 6) and (header.height, header.width) == (80, 96)
+
+
+@pytest.mark.parametrize("shape", [(37, 53), (1, 1), (16, 16), (17, 40)])
+def test_any_image_size_round_trips(shipped, sample, shape):
+    """A trained model decodes an image of any size to that size, close to the original."""
+    image = sample[200 : 200 + shape[0], 200 : 200 + shape[1]]
+    decoded = decompress(compress(image, shipped), shipped)
+    assert decoded.shape == image.shape and decoded.dtype == np.uint8
+    assert psnr(image, decoded) > 26.0
+
+
+def test_padding_repeats_the_edges_up_to_multiples_of_16():
+    image = np.arange(2 * 17 * 3, dtype=np.uint8).reshape(2, 17, 3)
+    padded = pad_to_stride(image)
+    assert padded.shape == (16, 32, 3)
+    assert np.array_equal(padded[:2, :17], image)
+    assert np.array_equal(padded[5, 20], image[1, 16]) and np.array_equal(padded[0, 31], image[0, 16])
+
+
+def test_decoded_image_is_the_synthesis_of_the_rounded_latents(model, image, encoded):
+    with torch.no_grad():
+        expected = model(torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0).float() / 255).x_hat
+    expected = torch.round(expected.clamp(0, 1) * 255)[0].permute(1, 2, 0).numpy()
+    assert np.abs(decompress(encoded, model).astype(int) - expected).max() <= 1
+    header, symbols, _ = decode_latents(encoded, model)
+    assert np.array_equal(reconstruct(header, symbols, model), decompress(encoded, model))
+
+
+def test_the_default_is_per_image_scales_and_both_versions_hold_the_same_image(model, encoded, static_encoded):
+    assert (read_header(encoded).version, read_header(static_encoded).version) == (3, 1)
+    _, adaptive_symbols, _ = decode_latents(encoded, model)
+    _, static_symbols, _ = decode_latents(static_encoded, model)
+    assert np.array_equal(adaptive_symbols, static_symbols)
+    assert np.array_equal(decompress(encoded, model), decompress(static_encoded, model))
+
+
+def test_the_header_names_the_model_and_its_weights(model, encoded):
+    header = read_header(encoded)
+    assert header.model == model.name and header.file_size == len(encoded)
+
+
+def test_per_image_scales_make_a_shipped_model_s_files_smaller(shipped, sample):
+    image = sample[:256, :384]
+    adaptive, static = compress(image, shipped), compress(image, shipped, adaptive=False)
+    assert len(adaptive) < 0.97 * len(static)
+    assert np.array_equal(decompress(adaptive, shipped), decompress(static, shipped))
+
+
+def test_files_of_the_previous_release_still_decode():
+    """Version-2 and version-1 files of one crop, written by the release before version 3: both
+    hold the same latents, and re-encoding the decoded latents gives the version-1 file again."""
+    model = zoo.load("factorized", quality=2)
+    files = {v: (DATA / f"sample-q2-version{v}.nic").read_bytes() for v in (1, 2)}
+    (header_2, latents_2, _), (header_1, latents_1, _) = (decode_latents(files[v], model) for v in (2, 1))
+    assert (header_2.version, header_1.version) == (2, 1)
+    assert np.array_equal(latents_2, latents_1)
+    assert latents.encode(latents_1, model.entropy_model.tables) == files[1][header_1.payload_offset : -4]
+    assert np.array_equal(decompress(files[2], model), decompress(files[1], model))
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda data: data[:-1], "truncated"),
+        (lambda data: b"garbage!" * 8, "not a .nic file"),
+        (lambda data: data[:40] + bytes([data[40] ^ 0x10]) + data[41:], "checksum"),
+    ],
+)
+def test_broken_files_raise_clear_errors(model, encoded, mutate, message):
+    with pytest.raises(BitstreamError, match=message):
+        decompress(mutate(encoded), model)
+
+
+def test_wrong_model_is_refused(tiny_model, encoded):
+    with pytest.raises(BitstreamError, match="encoded with model"):
+        decompress(encoded, tiny_model(seed=1))
+    with pytest.raises(BitstreamError, match="latent channels"):
+        decompress(encoded, tiny_model(seed=0, M=16))
+
+
+@pytest.mark.parametrize("where", [0, 3, -5])
+def test_corrupt_payload_with_valid_crc_raises(model, encoded, static_encoded, with_crc, where):
+    for data in (encoded, static_encoded):
+        header = read_header(data)
+        body = bytearray(data[:-4])
+        body[header.payload_offset + where % header.payload_length] ^= 0xFF
+        with pytest.raises(BitstreamError):
+            decompress(with_crc(bytes(body)), model)
+
+
+@pytest.mark.parametrize("adaptive", [True, False])
+@pytest.mark.parametrize(
+    ("height", "width", "message"), [(100_000, 100_000, "limit"), (8000, 8000, "payload")]
+)
+def test_forged_huge_header_fails_before_allocating(model, image, with_crc, adaptive, height, width, message):
+    data = compress(image, model, adaptive=adaptive)
+    header = read_header(data)
+    body = bytearray(data[:-4])
+    sizes_at = header.payload_offset - 18  # height u32, width u32, channels u16, latent h, w u16, length u32
+    struct.pack_into(">IIHHH", body, sizes_at, height, width, header.latent_shape[0], -(-height // 16), -(-width // 16))
+    tracemalloc.start()
+    try:
+        with pytest.raises(BitstreamError, match=message):
+            decompress(with_crc(bytes(body)), model)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 20 * 2**20
+
+
+def test_non_images_and_other_models_are_refused(model):
+    with pytest.raises(NicbookError):
+        compress(np.zeros((4, 4, 3), dtype=np.float32), model)
+    with pytest.raises(NicbookError, match="not Identity"):
+        compress(np.zeros((4, 4, 3), dtype=np.uint8), torch.nn.Identity())
+
+
+_THREADED = """
+import sys, numpy as np, torch
+torch.set_num_threads(int(sys.argv[1]))
+from nicbook import codec, zoo
+from nicbook.nn.ops import run_in_precision
+model = zoo.load_checkpoint(sys.argv[2])
+if sys.argv[3] == "encode":
+    from nicbook.data import sample_image
+    from nicbook.nn.tensors import to_tensor
+    image = sample_image()[:256, :384]
+    open(sys.argv[4], "wb").write(codec.compress(image, model))
+    with torch.no_grad():
+        np.save(sys.argv[5], model.entropy_model.to_symbols(model.analysis(to_tensor(image))[0]))
+else:
+    header, symbols, _ = codec.decode_latents(open(sys.argv[4], "rb").read(), model)
+    np.save(sys.argv[5], symbols)
+    np.save(sys.argv[6], codec.decompress(open(sys.argv[4], "rb").read(), model))
+    y_hat = model.entropy_model.from_symbols(symbols, codec.CODING_DTYPE).unsqueeze(0)
+    np.save(sys.argv[7], run_in_precision(model.synthesis, y_hat, codec.CODING_DTYPE).detach().numpy())
+"""
+
+
+@pytest.mark.slow
+def test_streams_are_identical_across_thread_counts(tiny_model, tmp_path):
+    checkpoint = tmp_path / "model.pt"
+    save_checkpoint(checkpoint, tiny_model(seed=5, N=64, M=32))
+
+    def run(*args):
+        subprocess.run([sys.executable, "-c", _THREADED, *map(str, args)], check=True, timeout=120)
+
+    for encoder_threads in (1, 2):
+        nic = tmp_path / f"encoded{encoder_threads}.nic"
+        run(encoder_threads, checkpoint, "encode", nic, tmp_path / "encoded.npy")
+        for threads in (1, 2):
+            outputs = [tmp_path / f"{kind}{threads}.npy" for kind in ("symbols", "image", "float")]
+            run(threads, checkpoint, "decode", nic, *outputs)
+        assert np.array_equal(np.load(tmp_path / "symbols1.npy"), np.load(tmp_path / "encoded.npy"))
+        for kind in ("symbols", "image", "float"):  # "float": the synthesis output before rounding
+            assert np.array_equal(
+                np.load(tmp_path / f"{kind}1.npy"), np.load(tmp_path / f"{kind}2.npy")
+            ), (kind, encoder_threads)

@@ -1,0 +1,84 @@
+"""nicbook.release: a training run into shipped weights with its record, and a shipped model back into a run."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from nicbook import cli, release, zoo
+from nicbook.codec import compress, decompress, read_header
+from nicbook.data import load_image
+from nicbook.errors import NicbookError
+from nicbook.metrics import psnr
+from nicbook.nn.checkpoints import save_checkpoint
+from nicbook.nn.training import fit
+
+
+@pytest.fixture
+def weights(monkeypatch, tmp_path):
+    """An empty folder standing in for the package's weights folder, for export and for loading."""
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    monkeypatch.setattr(zoo, "weights_dir", lambda: folder)
+    monkeypatch.setattr(release, "weights_dir", lambda: folder)
+    return folder
+
+
+def test_exported_weights_load_from_the_zoo_and_decode_by_name(tmp_path, weights, tiny_model, sample):
+    checkpoint = tmp_path / "run.pt"
+    save_checkpoint(checkpoint, tiny_model(seed=2))
+    path = release.export_weights(checkpoint, quality=3)
+    assert path.parent == weights
+    state = torch.load(path, weights_only=True)
+    assert state["model"]["analysis.0.weight"].dtype == torch.float16
+    manifest = json.loads((weights / zoo.MANIFEST_NAME).read_text())
+    assert [entry["name"] for entry in manifest["models"]] == ["factorized-q3"]
+    assert [entry["name"] for entry in zoo.shipped()] == ["factorized-q3"]
+
+    model = zoo.load("factorized", 3)
+    expected = tiny_model(seed=2).analysis[0].weight.half().float()  # the shipped weights are fp16
+    assert torch.equal(model.analysis[0].weight, expected)
+    data = compress(sample[:64, :80], model)
+    assert read_header(data).model == "factorized-q3"
+    assert np.array_equal(decompress(data), decompress(data, model))
+
+
+def test_export_records_the_training_chain_and_the_measured_rd_point(tmp_path, weights, photos, tiny_config):
+    fit(tiny_config(tmp_path / "base", 3, batch_size=1), photos[:1], progress=False)
+    tuned = tiny_config(tmp_path / "tuned", 2, batch_size=1, lmbda=0.05, seed=7,
+                        init_from=str(tmp_path / "base" / "checkpoint.pt"))  # fmt: skip
+    fit(tuned, photos[:1], progress=False)
+    record = release.training_record(tmp_path / "tuned")
+    assert record["steps"] == 5 and record["training_hours"] >= 0
+    assert record["recipe"][0].startswith("base: λ=0.013, 3 steps") and "seed" not in record["recipe"][0]
+    assert record["recipe"][1].startswith("tuned: λ=0.05, 2 steps from base")
+    assert record["recipe"][1].endswith(", seed 7")
+
+    kodak = photos[0].parent
+    assert cli.main(["export", str(tmp_path / "tuned"), "--quality", "5", "--kodak", str(kodak)]) == 0
+    entry = json.loads((weights / zoo.MANIFEST_NAME).read_text())["models"][0]
+    assert (entry["name"], entry["N"], entry["M"], entry["steps"]) == ("factorized-q5", 8, 12, 5)
+    assert sorted(entry["kodak"]["images"]) == sorted(path.name for path in photos)
+    model = zoo.load("factorized", 5)
+    image = load_image(photos[0])
+    size, quality = entry["kodak"]["images"][photos[0].name]
+    data = compress(image, model)
+    assert size == len(data) and quality == pytest.approx(psnr(image, decompress(data)), abs=1e-4)
+
+
+def test_a_restored_shipped_model_trains_further_and_keeps_its_record(tmp_path, weights, photos, tiny_config):
+    fit(tiny_config(tmp_path / "first", 3, batch_size=1), photos[:1], progress=False)
+    assert cli.main(["export", str(tmp_path / "first"), "--quality", "2"]) == 0
+    assert cli.main(["restore", "2", str(tmp_path / "restored")]) == 0
+    with pytest.raises(NicbookError, match="exists already"):
+        release.restore_run(2, tmp_path / "restored")
+    further = tiny_config(tmp_path / "further", 2, batch_size=1,
+                          init_from=str(tmp_path / "restored" / "checkpoint.pt"))  # fmt: skip
+    fit(further, photos[:1], progress=False)
+    record = release.training_record(tmp_path / "further")
+    assert record["steps"] == 5
+    assert record["recipe"][0].startswith("first: λ=0.013, 3 steps")
+    assert record["recipe"][1].startswith("further: λ=0.013, 2 steps from restored")
