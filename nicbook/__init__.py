@@ -18,7 +18,7 @@ Each module holds one idea of the book, in the order an image meets them:
 ``nicbook.zoo``                 loading the trained models shipped with the package
 ``nicbook.release``             turning a training run into shipped weights, and back
 ``nicbook.plot``                image grids, RD plots, animations and each chapter's figures
-``nicbook.exercises``           automatic checks of the book's exercises
+``nicbook.exercises``           automatic checks of the book's exercises, and grading
 ``nicbook.cli``                 the ``nicbook`` command line
 ``nicbook.errors``              the exceptions nicbook raises for bad input
 ==============================  ===========================================================

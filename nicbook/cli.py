@@ -315,7 +315,7 @@ def _add_training_commands(subparsers) -> None:
     restore.set_defaults(func=_restore)
 
 
-# --------------------------------------------------------------------------- JPEG and data
+# --------------------------------------------------------------------------- JPEG, data and grading
 
 
 def _jpeg_encode(args) -> int:
@@ -357,6 +357,23 @@ def _data(args) -> int:
     return 0
 
 
+def _grade(args) -> int:
+    from nicbook.exercises import grade_notebook
+
+    try:
+        entries = grade_notebook(args.notebook, args.exercise, args.timeout)
+    except NicbookError as error:  # no notebook, not a notebook, no such exercise: nothing was graded
+        print(f"nicbook grade: error: {error}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(entries, indent=1, ensure_ascii=False))
+    else:
+        for entry in entries:
+            print(f"{'passed ' if entry['passed'] else 'not yet'}  {entry['exercise']}: {entry['message']}")
+        print(f"{sum(entry['passed'] for entry in entries)} of {len(entries)} auto-checked exercises pass")
+    return 0 if entries and all(entry["passed"] for entry in entries) else 1
+
+
 def _add_jpeg_and_data_commands(subparsers) -> None:
     parser = subparsers.add_parser("jpeg", help="encode or decode baseline JPEG files with nicbook's codec")
     commands = parser.add_subparsers(dest="jpeg_command", metavar="ACTION", required=True)
@@ -375,6 +392,21 @@ def _add_jpeg_and_data_commands(subparsers) -> None:
     parser = subparsers.add_parser("data", help="locate or download the book's data sets")
     parser.add_argument("dataset", choices=["kodak", "status"], help="download Kodak, or show status")
     parser.set_defaults(func=_data)
+
+    parser = subparsers.add_parser(
+        "grade", help="run the auto-checked exercises of a learner's notebook and report which pass",
+        description="Execute NOTEBOOK in a fresh kernel, one time limit per cell and one per check, and "
+        "report each check's verdict. Exit status 0 when every check passes, 1 when one does not, "
+        "2 when nothing could be graded (no such file, not a notebook, no such exercise).",
+    )
+    parser.add_argument("notebook", help="the learner's .ipynb file")
+    parser.add_argument("--exercise", default=None, metavar="LABEL",
+                        help="grade one exercise: its label (ch01-ex-psnr) or its check (check_psnr, psnr)")
+    parser.add_argument("--json", action="store_true", help="print a JSON list of {exercise, check, passed, message}")
+    parser.add_argument(
+        "--timeout", type=float, default=600, metavar="SECONDS", help="time limit per cell (default 600)"
+    )
+    parser.set_defaults(func=_grade)
 
 
 # --------------------------------------------------------------------------- entry point
