@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import sys
 
@@ -92,3 +93,31 @@ def test_a_missing_ipywidgets_is_named(monkeypatch):
 def test_importing_the_viewer_does_not_import_ipywidgets():
     code = "import sys, nicbook.plot.viewer; assert 'ipywidgets' not in sys.modules, 'ipywidgets imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.slow
+def test_viewer_works_with_the_ipywidgets_7_that_colab_ships(tmp_path):
+    """Colab has ipywidgets 7 already imported: the package must work with it, no upgrade needed."""
+    target = tmp_path / "ipywidgets7"
+    install = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target),
+         "ipywidgets==7.7.1", "ipython_genutils==0.2.0"],
+        capture_output=True, text=True, timeout=300,
+    )
+    if install.returncode != 0:
+        pytest.skip(f"could not install ipywidgets 7 from the package index: {install.stderr.strip()[-200:]}")
+    script = (
+        "import ipywidgets, numpy as np\n"
+        "assert ipywidgets.__version__.startswith('7.'), ipywidgets.__version__\n"
+        "from nicbook.plot.viewer import slider_viewer\n"
+        "box = slider_viewer(lambda v: (np.full((4, 4, 3), 10 * v, np.uint8), f'v={v}'), range(1, 5), 'k')\n"
+        "slider, caption, view = box.children\n"
+        "slider.value = 3\n"
+        "assert caption.value == 'v=3' and view.value[:4] == b'\\x89PNG'\n"
+        "box = slider_viewer(lambda v: (np.zeros((2, 2, 3), np.uint8), v), ['a', 'b'], 'model')\n"
+        "box.children[0].value = 'b'\n"
+        "assert box.children[1].value == 'b'\n"
+    )
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(target), os.environ.get("PYTHONPATH", "")])}
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=environment, timeout=120)
+    assert run.returncode == 0, run.stderr
