@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
@@ -66,47 +64,37 @@ def _refinement_from_args(args, quality: int | None = None):
     return LatentRefinement(_training_lmbda(args, quality), args.refine) if args.refine else None
 
 
-def _write_atomically(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file beside it, so a failure leaves any old file intact."""
-    path = Path(path)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def _encode(args) -> int:
     from nicbook import codec
-    from nicbook.data import load_image
+    from nicbook.data import check_output, load_image, write_atomically
     from nicbook.metrics import bpp
 
+    check_output(args.output)
     image = load_image(args.input)
     data = codec.compress(
         image, _model_from_args(args), adaptive=not args.static_tables,
         refinement=_refinement_from_args(args), progress=True,
     )
-    _write_atomically(args.output, data)
+    write_atomically(args.output, data)
     print(f"{args.output}: {len(data)} bytes, {bpp(data, image.shape):.4f} bpp")
     return 0
 
 
 def _decode(args) -> int:
     from nicbook import codec
-    from nicbook.data import save_image
+    from nicbook.data import check_output, read_input, save_image
 
-    data = Path(args.input).read_bytes()
+    check_output(args.output)
+    data = read_input(args.input)
     save_image(codec.decompress(data, _model_from_args(args, required=False)), args.output)
     return 0
 
 
 def _info(args) -> int:
     from nicbook import codec
+    from nicbook.data import read_input
 
-    data = Path(args.input).read_bytes()
+    data = read_input(args.input)
     header = codec.read_header(data)
     info = {
         "model": header.model,
@@ -320,21 +308,23 @@ def _add_training_commands(subparsers) -> None:
 
 def _jpeg_encode(args) -> int:
     from nicbook import jpeg
-    from nicbook.data import load_image
+    from nicbook.data import check_output, load_image, write_atomically
     from nicbook.metrics import bpp
 
+    check_output(args.output)
     image = load_image(args.input)
     data = jpeg.encode(image, quality=args.quality, subsampling=args.subsampling, optimize=args.optimize)
-    _write_atomically(args.output, data)
+    write_atomically(args.output, data)
     print(f"{args.output}: {len(data)} bytes, {bpp(data, image.shape):.3f} bpp")
     return 0
 
 
 def _jpeg_decode(args) -> int:
     from nicbook import jpeg
-    from nicbook.data import save_image
+    from nicbook.data import check_output, read_input, save_image
 
-    image = jpeg.decode(Path(args.input).read_bytes())
+    check_output(args.output)
+    image = jpeg.decode(read_input(args.input))
     save_image(image, args.output)
     print(f"{args.output}: {image.shape[1]}×{image.shape[0]} pixels")
     return 0

@@ -21,6 +21,7 @@ Kodak is for evaluation only: nothing in nicbook trains or tunes on it.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import shutil
 import tempfile
@@ -166,9 +167,63 @@ def load_image(path: str | os.PathLike[str], alpha: AlphaPolicy = "white") -> np
         raise ImageFormatError(f"{path.name}: cannot read the image ({error})") from error
 
 
+#: Largest input file the command line reads (bytes): a device or a huge file is refused, not read.
+MAX_INPUT_BYTES = 1 << 30
+
+
+def read_input(path: str | os.PathLike[str], limit: int | None = None) -> bytes:
+    """The bytes of the file at ``path``, refusing one larger than ``limit`` bytes (default
+    :data:`MAX_INPUT_BYTES`) before reading it, and anything that is not a regular file."""
+    limit = MAX_INPUT_BYTES if limit is None else limit
+    path = Path(path)
+    if not path.exists():
+        raise DataNotFoundError(f"no file at {path}")
+    if not path.is_file():
+        raise ImageFormatError(f"{path} is not a regular file")
+    if path.stat().st_size > limit:
+        raise ImageFormatError(f"{path.name} is larger than {limit} bytes: not a file nicbook reads")
+    with open(path, "rb") as stream:
+        data = stream.read(limit + 1)
+    if len(data) > limit:  # it grew while being read
+        raise ImageFormatError(f"{path.name} is larger than {limit} bytes: not a file nicbook reads")
+    return data
+
+
+def check_output(path: str | os.PathLike[str]) -> Path:
+    """``path`` as a :class:`Path` once its folder exists, so a long computation is not wasted on an
+    output that cannot be written."""
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise DataNotFoundError(f"cannot write {path}: the folder {folder} does not exist")
+    if path.is_dir():
+        raise ImageFormatError(f"cannot write {path}: it is a folder")
+    return path
+
+
+def write_atomically(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file beside it, then rename it into place:
+    a failure (a full disk, an interrupt) leaves any existing file at ``path`` as it was."""
+    path = Path(path)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
 def save_image(image: np.ndarray, path: str | os.PathLike[str]) -> None:
-    """Write an ``H×W×3 uint8`` image losslessly (format from the suffix, PNG recommended)."""
-    Image.fromarray(as_rgb8(image)).save(path)
+    """Write an ``H×W×3 uint8`` image losslessly (format from the suffix, PNG recommended), atomically."""
+    path = Path(path)
+    image_format = Image.registered_extensions().get(path.suffix.lower())
+    if image_format is None:
+        raise ImageFormatError(f"cannot tell an image format from the name {path.name} (use .png)")
+    buffer = io.BytesIO()
+    Image.fromarray(as_rgb8(image)).save(buffer, image_format)
+    write_atomically(path, buffer.getvalue())
 
 
 def sample_image() -> np.ndarray:

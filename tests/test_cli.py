@@ -163,6 +163,46 @@ def test_bad_inputs_give_one_line_errors(capsys, tmp_path, checkpoint, picture):
     assert_one_line_error(status, err, "encode")
 
 
+def test_outputs_are_checked_first_and_written_atomically(capsys, tmp_path, checkpoint, picture, monkeypatch):
+    # A folder that does not exist is refused before any work is done.
+    status, _, err = run(capsys, "encode", picture, tmp_path / "nowhere" / "x.nic", "--checkpoint", checkpoint)
+    assert_one_line_error(status, err, "encode")
+    assert "does not exist" in err
+    # A failed write leaves the existing file as it was and no temporary file behind.
+    nic = tmp_path / "x.nic"
+    assert run(capsys, "encode", picture, nic, "--checkpoint", checkpoint)[0] == 0
+    out = tmp_path / "out.png"
+    out.write_bytes(b"the previous decoding")
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(data.os, "replace", full_disk)
+    status, _, err = run(capsys, "decode", nic, out, "--checkpoint", checkpoint)
+    assert_one_line_error(status, err, "decode")
+    assert out.read_bytes() == b"the previous decoding"
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(["in.png", "model.pt", "out.png", "x.nic"])
+
+
+def test_inputs_that_are_not_regular_files_or_too_large_are_refused(capsys, tmp_path, monkeypatch):
+    status, _, err = run(capsys, "info", tmp_path)
+    assert_one_line_error(status, err, "info")
+    assert "not a regular file" in err
+    big = tmp_path / "big.nic"
+    big.write_bytes(bytes(2048))
+    monkeypatch.setattr(data, "MAX_INPUT_BYTES", 1024)
+    status, _, err = run(capsys, "jpeg", "decode", big, tmp_path / "o.png")
+    assert_one_line_error(status, err, "jpeg")
+    assert "larger than 1024 bytes" in err
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the message of a machine without CUDA")
+def test_a_missing_cuda_device_is_one_line(capsys, tmp_path, checkpoint, picture):
+    status, _, err = run(capsys, "encode", picture, tmp_path / "x.nic", "--checkpoint", checkpoint, "--device", "cuda")
+    assert_one_line_error(status, err, "encode")
+    assert "no CUDA device" in err
+
+
 def test_models_lists_the_zoo(capsys):
     status, out, _ = run(capsys, "models")
     assert status == 0 and "factorized-q1" in out and "not shipped" in out

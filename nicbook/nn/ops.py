@@ -73,7 +73,8 @@ def run_in_precision(module: nn.Module, x: torch.Tensor, dtype: torch.dtype) -> 
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    """``"auto"``: CUDA if present, else Apple MPS, else the CPU; any other name is passed to torch."""
+    """``"auto"``: CUDA if present, else Apple MPS, else the CPU; any other name is passed to torch,
+    and a CUDA or MPS device that this machine does not have raises ValueError."""
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -81,6 +82,11 @@ def resolve_device(name: str = "auto") -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     try:
-        return torch.device(name)
+        device = torch.device(name)
     except RuntimeError as error:
         raise ValueError(f"unknown device {name!r}: {error}") from error
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r}: this PyTorch has no CUDA device to use (try --device cpu)")
+    if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError(f"device {name!r}: Apple's MPS is not available here (try --device cpu)")
+    return device
