@@ -308,23 +308,22 @@ def _add_training_commands(subparsers) -> None:
 
 def _jpeg_encode(args) -> int:
     from nicbook import jpeg
-    from nicbook.data import check_output, load_image, write_atomically
+    from nicbook.data import check_output, load_image
     from nicbook.metrics import bpp
 
     check_output(args.output)
     image = load_image(args.input)
-    data = jpeg.encode(image, quality=args.quality, subsampling=args.subsampling, optimize=args.optimize)
-    write_atomically(args.output, data)
-    print(f"{args.output}: {len(data)} bytes, {bpp(data, image.shape):.3f} bpp")
+    size = jpeg.encode_file(image, args.output, args.quality, args.subsampling, args.optimize)
+    print(f"{args.output}: {size} bytes, {bpp(8 * size, image.shape):.3f} bpp")
     return 0
 
 
 def _jpeg_decode(args) -> int:
     from nicbook import jpeg
-    from nicbook.data import check_output, read_input, save_image
+    from nicbook.data import check_output, save_image
 
     check_output(args.output)
-    image = jpeg.decode(read_input(args.input))
+    image = jpeg.decode_file(args.input)
     save_image(image, args.output)
     print(f"{args.output}: {image.shape[1]}×{image.shape[0]} pixels")
     return 0

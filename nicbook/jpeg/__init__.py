@@ -17,10 +17,10 @@ Pictures of the intermediate stages live in :mod:`nicbook.plot.jpeg`.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 
+from nicbook.data import read_input, write_atomically
 from nicbook.jpeg.decoder import decode
 from nicbook.jpeg.encoder import (
     SUBSAMPLINGS,
@@ -69,12 +69,14 @@ __all__ = [
 def encode_file(
     image: np.ndarray, path: str | os.PathLike[str], quality: int = 75, subsampling: str = "420", optimize: bool = False
 ) -> int:
-    """Encode ``image`` (see :func:`encode`) into the file ``path``; returns the number of bytes written."""
+    """Encode ``image`` (see :func:`encode`) into the file ``path``, atomically (a failure leaves an
+    existing file as it was); returns the number of bytes written."""
     data = encode(image, quality=quality, subsampling=subsampling, optimize=optimize)
-    Path(path).write_bytes(data)
+    write_atomically(path, data)
     return len(data)
 
 
 def decode_file(path: str | os.PathLike[str]) -> np.ndarray:
-    """Decode the baseline JPEG file at ``path`` to an ``(H, W, 3)`` uint8 RGB image."""
-    return decode(Path(path).read_bytes())
+    """Decode the baseline JPEG file at ``path`` (a regular file within
+    :data:`nicbook.data.MAX_INPUT_BYTES`) to an ``(H, W, 3)`` uint8 RGB image."""
+    return decode(read_input(path))
