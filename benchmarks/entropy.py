@@ -1,17 +1,31 @@
-"""Benchmark of the rANS coder against constriction on a hyperprior-like source.
+"""Benchmark of the rANS coder: its cost against the information content on matched and
+mismatched sources, and its speed against constriction's ANS coder, timed alternately.
 
-One million integers, each drawn from a rounded Gaussian whose scale is one of 64 values
-log-spaced from 0.11 to 64 (as a hyperprior's scale tables are). Both coders get the same
-integer frequency tables (precision 16). Prints sizes, speeds and ratios; with ``--json``
-the last line is one JSON object with the figures.
+Sources (each coded and decoded, the round trip checked):
 
-    python benchmarks/entropy.py [--json] [--n 1000000]
+- ``bernoulli``: Bernoulli(0.1) symbols coded with the tables of P(1) = 0.01 … 0.9 (the wrong
+  model of chapter 2's exercise), 10⁵ and 10⁶ symbols;
+- ``laplace``: 10⁶ rounded Laplace(3) values, one table (the speed source);
+- ``hyperprior``: 10⁶ rounded Gaussians, each with one of 64 tables (scales 0.11 … 64, as a
+  hyperprior's scale tables are);
+- ``neural``: the latents of kodim01–04 at quality 4 with the shipped factorized model's tables
+  (the codec's static version 5; skipped without the Kodak images), also against the model's
+  own float estimate ``-Σ log2 P``.
+
+For each: the stream's size against the information content ``-log2(f / 2**precision)`` under
+its integer tables (``deviation``), its lanes, and its overhead in bits. Speeds (million symbols
+per second) are the median of ``--repeats`` runs, nicbook and constriction (same integer tables,
+constriction's decode timed including putting values back in message order) alternating call by
+call. With ``--json`` the last line is one JSON object with every figure.
+
+    python benchmarks/entropy.py [--json] [--repeats 5]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import time
 
 import numpy as np
@@ -19,10 +33,10 @@ from scipy.stats import norm
 
 from nicbook.entropy import FrequencyTables, decode_uvarint, rans_decode, rans_encode
 
-N_SCALES = 64
-TAIL_SIGMAS = 6.0  # tables cover +-6 scales; rarer values take the escape path
 PRECISION = 16
 SEED = 2024
+BERNOULLI_P = 0.1
+WRONG_P = (0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.6, 0.9)
 
 
 def gaussian_pmf(values: np.ndarray, scale: float) -> np.ndarray:
@@ -30,39 +44,83 @@ def gaussian_pmf(values: np.ndarray, scale: float) -> np.ndarray:
     return norm.sf((np.abs(values) - 0.5) / scale) - norm.sf((np.abs(values) + 0.5) / scale)
 
 
-def make_source(n: int) -> tuple[np.ndarray, np.ndarray, FrequencyTables, np.ndarray]:
-    """Values, table indices, tables and float probabilities of each value."""
+def laplace_source(n: int) -> tuple[np.ndarray, np.ndarray, FrequencyTables]:
     rng = np.random.default_rng(SEED)
-    scales = np.geomspace(0.11, 64.0, N_SCALES)
-    table_of = rng.integers(0, N_SCALES, n)
+    support = np.arange(-60, 61)
+    tables = FrequencyTables.from_pmfs([np.exp(-np.abs(support) / 3.0)], [-60])
+    values = np.rint(rng.laplace(0.0, 3.0, n)).astype(np.int64)
+    return values, np.zeros(n, dtype=np.int64), tables
+
+
+def hyperprior_source(n: int) -> tuple[np.ndarray, np.ndarray, FrequencyTables]:
+    rng = np.random.default_rng(SEED)
+    scales = np.geomspace(0.11, 64.0, 64)
+    table_of = rng.integers(0, scales.size, n)
     values = np.rint(rng.normal(0.0, scales[table_of])).astype(np.int64)
-    half_widths = np.ceil(TAIL_SIGMAS * scales).astype(np.int64)
+    half_widths = np.ceil(6.0 * scales).astype(np.int64)  # rarer values take the escape path
     pmfs = [gaussian_pmf(np.arange(-w, w + 1), s) for w, s in zip(half_widths, scales)]
-    tables = FrequencyTables.from_pmfs(pmfs, -half_widths, PRECISION)
-    p_float = gaussian_pmf(values, scales[table_of])
-    return values, table_of, tables, p_float
+    return values, table_of, FrequencyTables.from_pmfs(pmfs, -half_widths, PRECISION)
 
 
-def best_time(function, repeats: int = 3) -> tuple[float, object]:
-    """Fastest wall time of ``repeats`` calls and the last result."""
-    best, result = float("inf"), None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = function()
-        best = min(best, time.perf_counter() - start)
-    return best, result
+def bernoulli_sources(n: int):
+    values = (np.random.default_rng(SEED).random(n) < BERNOULLI_P).astype(np.int64)
+    for wrong in WRONG_P:
+        tables = FrequencyTables.from_pmfs([[1 - wrong, wrong]], [0], escape_probability=2.0**-16)
+        yield f"bernoulli n={n} table P(1)={wrong}", values, np.zeros(n, dtype=np.int64), tables
 
 
-def run_constriction(values, table_of, tables) -> dict:
-    """Code the same message with constriction's ANS coder and the same integer tables."""
+def neural_sources():
+    """Kodak latents at quality 4 with the shipped model's per-channel tables, if available."""
+    from nicbook import data
+
+    if not data.kodak_available():
+        return
+    import torch
+
+    from nicbook import zoo
+    from nicbook.codec import latents, pad_to_stride
+    from nicbook.nn.tensors import to_tensor
+
+    model = zoo.load("factorized", quality=4)
+    entropy_model = model.entropy_model
+    entropy_model.ensure_tables()
+    for index, image in enumerate(data.kodak_images([1, 2, 3, 4]), start=1):
+        with torch.no_grad():
+            symbols = entropy_model.to_symbols(model.analysis(to_tensor(pad_to_stride(image)))[0])
+        estimate = float(entropy_model.channel_bits(symbols).sum())  # the model's own -log2 P
+        yield f"neural kodim{index:02d} q4", symbols.ravel(), latents.channel_indices(symbols.shape), entropy_model.tables, estimate
+
+
+def measure(name, values, table_of, tables, model_estimate=None) -> dict:
+    """Size, information, lanes and the round trip of one source (and, for the neural latents,
+    the size against the model's float estimate)."""
+    data = rans_encode(values, table_of, tables)
+    assert np.array_equal(rans_decode(data, table_of, tables), values), f"{name}: round trip failed"
+    information = float(tables.information_bits(values, table_of).sum())
+    bits = 8 * len(data)
+    against_model = {} if model_estimate is None else {"model_estimate_bits": round(model_estimate, 1), "over_model_estimate": bits / model_estimate}
+    return {
+        **against_model,
+        "source": name,
+        "symbols": int(values.size),
+        "lanes": decode_uvarint(data)[0],
+        "information_bits": round(information, 1),
+        "stream_bits": bits,
+        "overhead_bits": round(bits - information, 1),
+        "deviation": bits / information - 1,
+    }
+
+
+def constriction_coder(values, table_of, tables):
+    """Encode and decode functions of constriction's ANS coder on the same integer tables, or None."""
     try:
         import constriction
     except ImportError:
-        return {"message": "constriction is not installed"}
-    Categorical = constriction.stream.model.Categorical
+        return None
+    categorical = constriction.stream.model.Categorical
     scale = float(1 << tables.precision)
-    # Probabilities f / 2**16 are exact in float64, so constriction's 24-bit tables are f * 2**8.
-    models = [Categorical(tables.table(t) / scale, perfect=False) for t in range(tables.num_tables)]
+    # f / 2**16 is exact in float64; constriction quantizes it to its own 24-bit precision.
+    models = [categorical(tables.table(t) / scale, perfect=False) for t in range(tables.num_tables)]
     symbols = tables.symbols(values, table_of).astype(np.int32)
     order = np.argsort(table_of, kind="stable")
     bounds = np.searchsorted(table_of[order], np.arange(tables.num_tables + 1))
@@ -76,69 +134,81 @@ def run_constriction(values, table_of, tables) -> dict:
 
     def decode(compressed):
         coder = constriction.stream.stack.AnsCoder(compressed)
-        return [coder.decode(models[t], len(groups[t])) for t in range(tables.num_tables)]
+        decoded = np.empty_like(symbols)
+        for t in range(tables.num_tables):
+            decoded[order[bounds[t] : bounds[t + 1]]] = coder.decode(models[t], int(bounds[t + 1] - bounds[t]))
+        return decoded
 
-    encode_s, compressed = best_time(encode)
-    decode_s, decoded = best_time(lambda: decode(compressed))
-    assert all(np.array_equal(d, g) for d, g in zip(decoded, groups)), "constriction round trip failed"
-    n = values.size
-    return {"bits": 32 * int(compressed.size), "encode": n / encode_s / 1e6, "decode": n / decode_s / 1e6}
+    compressed = encode()
+    assert np.array_equal(decode(compressed), symbols), "constriction round trip failed"
+    return encode, lambda: decode(compressed), 32 * int(compressed.size)
+
+
+def alternate(functions: dict, repeats: int) -> dict:
+    """Median seconds of each function, the functions called in turn ``repeats`` times."""
+    times = {name: [] for name in functions}
+    for _ in range(repeats):
+        for name, function in functions.items():
+            start = time.perf_counter()
+            function()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(seconds) for name, seconds in times.items()}
+
+
+def speeds(name, values, table_of, tables, repeats: int) -> dict:
+    """Encode and decode speeds of nicbook and constriction, timed alternately."""
+    data = rans_encode(values, table_of, tables)
+    functions = {
+        "nicbook_encode": lambda: rans_encode(values, table_of, tables),
+        "nicbook_decode": lambda: rans_decode(data, table_of, tables),
+    }
+    peer = constriction_coder(values, table_of, tables)
+    if peer is not None:
+        functions.update(constriction_encode=peer[0], constriction_decode=peer[1])
+    seconds = alternate(functions, repeats)
+    result = {"source": name, **{f"{key}_msym_s": values.size / s / 1e6 for key, s in seconds.items()}}
+    if peer is not None:
+        result["constriction_bits"] = peer[2]
+        for step in ("encode", "decode"):
+            result[f"{step}_speed_ratio"] = result[f"nicbook_{step}_msym_s"] / result[f"constriction_{step}_msym_s"]
+    return result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print a JSON object as the last line")
-    parser.add_argument("--n", type=int, default=1_000_000, help="number of symbols")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs of each side (median)")
     args = parser.parse_args()
 
-    values, table_of, tables, p_float = make_source(args.n)
-    info_float = float(-np.log2(p_float).sum())
-    info_int = float(tables.information_bits(values, table_of).sum())
-    encode_s, data = best_time(lambda: rans_encode(values, table_of, tables))
-    decode_s, decoded = best_time(lambda: rans_decode(data, table_of, tables))
-    assert np.array_equal(decoded, values), "nicbook round trip failed"
-    lanes = decode_uvarint(data)[0]  # the stream starts with its lane count
-    n = args.n
-    ours = {"bits": 8 * len(data), "encode": n / encode_s / 1e6, "decode": n / decode_s / 1e6}
-    theirs = run_constriction(values, table_of, tables)
+    laplace, hyperprior = laplace_source(1_000_000), hyperprior_source(1_000_000)
+    sources = [*bernoulli_sources(100_000), *bernoulli_sources(1_000_000)]
+    sources += [("laplace", *laplace), ("hyperprior", *hyperprior), *neural_sources()]
+    costs = [measure(*source) for source in sources]
+    print(f"{'source':36s} {'symbols':>9s} {'lanes':>5s} {'information':>12s} {'overhead':>9s} {'deviation':>10s}")
+    for row in costs:
+        print(
+            f"{row['source']:36s} {row['symbols']:9d} {row['lanes']:5d} {row['information_bits']:12.0f} "
+            f"{row['overhead_bits']:9.0f} {row['deviation']:+10.4%}"
+        )
+    worst = max(costs, key=lambda row: abs(row["deviation"]))
+    print(f"worst deviation: {worst['deviation']:+.4%} ({worst['source']})")
+    for row in costs:
+        if "over_model_estimate" in row:
+            print(f"{row['source']}: stream {row['over_model_estimate']:.4f}× the model's estimate")
 
-    print(f"{n} symbols, {tables.num_tables} Gaussian tables (scales 0.11..64), precision {tables.precision}")
-    print(f"information, float model:   {info_float:12.0f} bits ({info_float / n:.4f} bits/symbol)")
-    print(f"information, integer model: {info_int:12.0f} bits ({info_int / n:.4f} bits/symbol)")
-    print(
-        f"nicbook rANS ({lanes} lanes):  {ours['bits']:12d} bits, "
-        f"{ours['bits'] / info_int - 1:+.4%} vs integer model, {ours['bits'] / info_float - 1:+.4%} vs float model; "
-        f"encode {ours['encode']:.1f} M symbols/s, decode {ours['decode']:.1f} M symbols/s"
-    )
-    if "bits" in theirs:
-        print(
-            f"constriction AnsCoder:       {theirs['bits']:12d} bits, "
-            f"encode {theirs['encode']:.1f} M symbols/s, decode {theirs['decode']:.1f} M symbols/s"
-        )
-        print(
-            f"nicbook / constriction: size {ours['bits'] / theirs['bits']:.4f}, "
-            f"encode speed {ours['encode'] / theirs['encode']:.2f}, decode speed {ours['decode'] / theirs['decode']:.2f}"
-        )
-    else:
-        print(f"constriction: absent ({theirs['message']})")
-    if args.json:
-        print(
-            json.dumps(
-                {
-                    "n_symbols": n,
-                    "lanes": lanes,
-                    "info_bits_float": round(info_float, 1),
-                    "info_bits_int": round(info_int, 1),
-                    "nicbook_bits": ours["bits"],
-                    "nicbook_encode_msym_s": round(ours["encode"], 2),
-                    "nicbook_decode_msym_s": round(ours["decode"], 2),
-                    "constriction_bits": theirs.get("bits"),
-                    "constriction_encode_msym_s": round(theirs["encode"], 2) if "bits" in theirs else None,
-                    "constriction_decode_msym_s": round(theirs["decode"], 2) if "bits" in theirs else None,
-                    **({"constriction_message": theirs["message"]} if "message" in theirs else {}),
-                }
+    timed = [speeds("laplace", *laplace, args.repeats), speeds("hyperprior", *hyperprior, args.repeats)]
+    for row in timed:
+        line = f"{row['source']}: nicbook encode {row['nicbook_encode_msym_s']:.1f}, decode {row['nicbook_decode_msym_s']:.1f} M symbols/s"
+        if "constriction_encode_msym_s" in row:
+            line += (
+                f"; constriction encode {row['constriction_encode_msym_s']:.1f}, decode {row['constriction_decode_msym_s']:.1f}"
+                f"; ratio encode {row['encode_speed_ratio']:.2f}, decode {row['decode_speed_ratio']:.2f}"
             )
-        )
+        else:
+            line += "; constriction is not installed (pip install constriction)"
+        print(line)
+    if args.json:
+        print(json.dumps({"costs": costs, "worst_deviation": worst["deviation"], "speeds": timed, "repeats": args.repeats}))
 
 
 if __name__ == "__main__":

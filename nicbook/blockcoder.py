@@ -66,7 +66,9 @@ __all__ = [
 ]
 
 MAGIC = b"NBTC"
-VERSION = 1
+VERSION = 2
+#: rANS stream format of each version read (version 1: the coder's format 1).
+STREAM_FORMATS = {1: 1, 2: 2}
 #: Largest image the coder accepts (and the decoder believes a header about), in pixels.
 MAX_PIXELS = 1 << 24
 #: Largest block size: the basis has ``n² × n²`` entries.
@@ -96,6 +98,7 @@ class StreamHeader:
     frequency_weighting: float
     reconstruction_offset: float
     basis_fingerprint: int
+    version: int = VERSION
 
 
 def basis_fingerprint(basis: np.ndarray) -> int:
@@ -339,7 +342,7 @@ class BlockTransformCoder:
         basis = self._decoder_basis(header, reader, used)
         payload = data[reader.position : len(data) - _CRC.size]
         rows, cols = -(-header.height // n), -(-header.width // n)
-        symbols = _decode_symbols(payload, models, rows * cols)
+        symbols = _decode_symbols(payload, models, rows * cols, STREAM_FORMATS[header.version])
         return header, _differences_to_dc(symbols), basis
 
     def _decoder_basis(self, header: StreamHeader, reader: _Reader, used: np.ndarray) -> np.ndarray:
@@ -449,7 +452,7 @@ def read_header(data: bytes) -> StreamHeader:
     magic, version, kind, n, height, width, step, weighting, offset, fingerprint = _HEADER.unpack_from(data)
     if magic != MAGIC:
         raise BitstreamError("not a block coder stream (bad magic)")
-    if version != VERSION:
+    if version not in STREAM_FORMATS:
         raise UnsupportedFormatError(f"block coder stream version {version} is not supported")
     (stored_crc,) = _CRC.unpack_from(data, len(data) - _CRC.size)
     if zlib.crc32(data[: -_CRC.size]) != stored_crc:
@@ -460,7 +463,7 @@ def read_header(data: bytes) -> StreamHeader:
         raise BitstreamError(f"invalid image size {height}×{width} in block coder stream")
     if not (np.isfinite(step) and step > 0 and np.isfinite(weighting) and weighting >= 0 and 0 <= offset < 0.5):
         raise BitstreamError("invalid quantizer parameters in block coder stream")
-    return StreamHeader(_BASIS_NAMES[kind], n, height, width, step, weighting, offset, fingerprint)
+    return StreamHeader(_BASIS_NAMES[kind], n, height, width, step, weighting, offset, fingerprint, version)
 
 
 # --- entropy coding of the indices --------------------------------------------------------------
@@ -505,7 +508,9 @@ def _encode_symbols(symbols: np.ndarray, models: Sequence[Sequence[tuple[int, in
     return rans_encode(values, table_indices, tables)
 
 
-def _decode_symbols(payload: bytes, models: Sequence[Sequence[tuple[int, int, int]]], n_blocks: int) -> np.ndarray:
+def _decode_symbols(
+    payload: bytes, models: Sequence[Sequence[tuple[int, int, int]]], n_blocks: int, stream_format: int
+) -> np.ndarray:
     n2 = len(models[0])
     symbols = np.zeros((3, n_blocks, n2), dtype=np.int64)
     pairs = _coded_pairs(models)
@@ -518,7 +523,7 @@ def _decode_symbols(payload: bytes, models: Sequence[Sequence[tuple[int, int, in
     if n_blocks * len(pairs) > 8 * len(payload) * 16_384:
         raise BitstreamError("block coder stream is too short for the image size in its header")
     table_indices = np.repeat(np.arange(len(pairs)), n_blocks)
-    values = rans_decode(payload, table_indices, _tables(models, pairs)).reshape(len(pairs), n_blocks)
+    values = rans_decode(payload, table_indices, _tables(models, pairs), stream_format).reshape(len(pairs), n_blocks)
     for (c, k), row in zip(pairs, values):
         symbols[c, :, k] = row
     return symbols

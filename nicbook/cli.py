@@ -198,7 +198,7 @@ def _add_codec_commands(subparsers) -> None:
     model_options(encode)
     encode.add_argument(
         "--static-tables", action="store_true",
-        help="code with the model's tables as they are (format version 1) instead of per-image scales",
+        help="code with the model's tables as they are (format version 5) instead of per-image scales",
     )
     refine_options(encode)
     encode.set_defaults(func=_encode)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +17,8 @@ from nicbook.errors import BitstreamError, ImageFormatError, UnsupportedFormatEr
 from nicbook.evaluation import rd_curve
 from nicbook.metrics import bpp, psnr
 from nicbook.transforms import dct_basis
+
+DATA = Path(__file__).resolve().parent / "data"
 
 
 @pytest.fixture(scope="module")
@@ -180,6 +183,17 @@ def test_corrupt_and_truncated_streams_raise_bitstream_error(image):
 
 def _with_crc(body: bytes) -> bytes:
     return body + zlib.crc32(body).to_bytes(4, "little")
+
+
+def test_streams_of_version_1_still_decode():
+    """Written by the release before the rANS coder's format 2: the DCT coder at step 12 on a
+    48×64 crop of the sample image. Coding the crop now gives the same image."""
+    data = (DATA / "blockcoder-version1.nbtc").read_bytes()
+    crop = sample_image()[100:148, 200:264]
+    assert read_header(data).version == 1
+    now = DCTCoder().encode(crop, step=12.0)
+    assert read_header(now).version == blockcoder.VERSION == 2
+    assert np.array_equal(DCTCoder().decode(data), DCTCoder().decode(now))
 
 
 def test_forged_headers_with_valid_crc_are_rejected(image):

@@ -116,14 +116,14 @@ def test_encode_decode_info_round_trip(capsys, tmp_path, checkpoint, picture):
     info = json.loads(out)
     assert status == 0 and (info["width"], info["height"]) == (70, 45)
     assert info["bytes"] == (tmp_path / "x.nic").stat().st_size and info["estimated_bits"] > 0
-    assert info["version"] == 3
+    assert info["version"] == 6
     status, out, _ = run(capsys, "info", tmp_path / "x.nic")
     assert status == 0 and json.loads(out)["estimated_bits"] is None
     status, _, _ = run(
         capsys, "encode", picture, tmp_path / "s.nic", "--checkpoint", checkpoint, "--static-tables"
     )
     status, out, _ = run(capsys, "info", tmp_path / "s.nic", "--checkpoint", checkpoint)
-    assert status == 0 and json.loads(out)["version"] == 1
+    assert status == 0 and json.loads(out)["version"] == 5
 
 
 def test_refined_encoding_needs_a_known_lambda(capsys, tmp_path, checkpoint, picture):

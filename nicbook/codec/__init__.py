@@ -37,7 +37,9 @@ from nicbook.codec.container import (
     HYPERPRIOR_VERSION,
     MAGIC,
     MAX_PIXELS,
+    PAYLOADS,
     READABLE_VERSIONS,
+    STATIC_VERSION,
     NicHeader,
     check_image_size,
     latent_size,
@@ -59,7 +61,9 @@ __all__ = [
     "HYPERPRIOR_VERSION",
     "MAGIC",
     "MAX_PIXELS",
+    "PAYLOADS",
     "READABLE_VERSIONS",
+    "STATIC_VERSION",
     "CodingModel",
     "HyperLatents",
     "LatentRefinement",
@@ -116,12 +120,12 @@ def compress(
     """Encode an ``(H, W, 3)`` uint8 image (any size) with ``model`` into ``.nic`` bytes.
 
     For a factorized model, ``adaptive`` (the default) sends per-image scales of the latent
-    distributions and codes with them (format version 3, smaller files); ``False`` codes with the
-    model's tables as they are (version 1), whose size the model's rate estimate predicts.
+    distributions and codes with them (format version 6, smaller files); ``False`` codes with the
+    model's tables as they are (version 5), whose size the model's rate estimate predicts.
     ``refinement`` searches for better latents for this image before coding them
     (:mod:`nicbook.codec.refinement`: slower, smaller for the same quality; ``progress`` shows a
     bar for it); the decoder is the same either way. A hyperprior model sends its own side
-    information (version 4, :mod:`nicbook.codec.hyperprior`); ``adaptive`` does not apply to it.
+    information (version 7, :mod:`nicbook.codec.hyperprior`); ``adaptive`` does not apply to it.
     """
     model = check_model(model)
     image = as_rgb8(image)
@@ -144,7 +148,7 @@ def compress(
     if adaptive:
         payload, version = adaptive_coding.encode(symbols, entropy_model.tables), FORMAT_VERSION
     else:
-        payload, version = latents.encode(symbols, entropy_model.tables), 1
+        payload, version = latents.encode(symbols, entropy_model.tables), STATIC_VERSION
     return pack(version, model.name, weights_hash(model), (height, width), symbols.shape, payload)
 
 
@@ -152,7 +156,7 @@ def _resolve_model(header: NicHeader, model: CodingModel | None) -> CodingModel:
     if model is None:
         model = zoo.load_by_name(header.model)
     model = check_model(model)
-    if isinstance(model, ScaleHyperprior) != (header.version == HYPERPRIOR_VERSION):
+    if isinstance(model, ScaleHyperprior) != (PAYLOADS[header.version][0] == "hyperprior"):
         raise BitstreamError(
             f"a version-{header.version} file cannot be decoded with a {model.architecture} model: wrong model"
         )
@@ -181,10 +185,11 @@ def decode_latents(
     header = read_header(data)
     model = _resolve_model(header, model)
     payload = bytes(data[header.payload_offset : header.payload_offset + header.payload_length])
-    if header.version == HYPERPRIOR_VERSION:
-        return header, hyperprior.decode(model, payload, header.latent_shape), model
-    decode = {1: latents.decode, 2: adaptive_coding.decode_version_2, 3: adaptive_coding.decode}[header.version]
-    return header, decode(payload, header.latent_shape, model.entropy_model.tables), model
+    kind, stream_format = PAYLOADS[header.version]
+    if kind == "hyperprior":
+        return header, hyperprior.decode(model, payload, header.latent_shape, stream_format), model
+    decode = {"static": latents.decode, "scales-v2": adaptive_coding.decode_version_2, "scales": adaptive_coding.decode}[kind]
+    return header, decode(payload, header.latent_shape, model.entropy_model.tables, stream_format), model
 
 
 @torch.no_grad()

@@ -31,6 +31,7 @@ import numpy as np
 
 from nicbook.codec.latents import check_capacity
 from nicbook.entropy import FrequencyTables, rans_decode, rans_encode
+from nicbook.entropy.rans import STREAM_FORMAT
 from nicbook.entropy.bits import decode_uvarint, encode_uvarint
 from nicbook.entropy.pmf import quantize_pmf
 from nicbook.errors import BitstreamError
@@ -254,8 +255,11 @@ def encode(symbols: np.ndarray, tables: FrequencyTables) -> bytes:
     return bytes([choice.block]) + encode_uvarint(len(side)) + side + latents
 
 
-def decode(data: bytes, shape: tuple[int, int, int], tables: FrequencyTables) -> np.ndarray:
-    """Inverse of :func:`encode`: the integer latents ``(C, h, w)``.
+def decode(
+    data: bytes, shape: tuple[int, int, int], tables: FrequencyTables, stream_format: int = STREAM_FORMAT
+) -> np.ndarray:
+    """Inverse of :func:`encode`: the integer latents ``(C, h, w)`` (``stream_format``: the rANS
+    streams', 1 in files of version 3).
 
     Raises :class:`~nicbook.errors.BitstreamError` for an unknown block side, side information out
     of range or a payload too short for the latents it claims (checked before they are decoded).
@@ -263,12 +267,14 @@ def decode(data: bytes, shape: tuple[int, int, int], tables: FrequencyTables) ->
     if not data or data[0] not in BLOCK_SIDES:
         found = f"block side {data[0]}" if data else "an empty payload"
         raise BitstreamError(f"{found} in the latent payload: corrupt file")
-    return _decode(data, 1, shape, tables, data[0], with_gains=True)
+    return _decode(data, 1, shape, tables, data[0], True, stream_format)
 
 
-def decode_version_2(data: bytes, shape: tuple[int, int, int], tables: FrequencyTables) -> np.ndarray:
+def decode_version_2(
+    data: bytes, shape: tuple[int, int, int], tables: FrequencyTables, stream_format: int = 1
+) -> np.ndarray:
     """The latents of a version-2 payload: 32×32-pixel blocks, unit gains, no block-side byte."""
-    return _decode(data, 0, shape, tables, 2, with_gains=False)
+    return _decode(data, 0, shape, tables, 2, False, stream_format)
 
 
 def _decode(
@@ -278,6 +284,7 @@ def _decode(
     tables: FrequencyTables,
     block: int,
     with_gains: bool,
+    stream_format: int,
 ) -> np.ndarray:
     """The latents of a payload whose side information starts at ``position``."""
     channels, height, width = shape
@@ -290,7 +297,7 @@ def _decode(
     blocks = int(position_block.max()) + 1
     try:
         kinds = _side_kinds(block, channels, blocks, with_gains)
-        side = rans_decode(data[position : position + side_length], kinds, _SIDE_TABLES)
+        side = rans_decode(data[position : position + side_length], kinds, _SIDE_TABLES, stream_format)
     except BitstreamError as error:
         raise BitstreamError(f"corrupt side information in the latent payload ({error})") from None
     levels, shifts = side[:channels], side[side.size - blocks :]
@@ -304,4 +311,4 @@ def _decode(
     positions = np.bincount(position_block.ravel(), minlength=blocks)
     counts = np.bincount(choice.block_tables().ravel(), np.tile(positions, channels), scaled.num_tables)
     check_capacity(len(payload), counts, scaled, f"{shape} latents")
-    return rans_decode(payload, choice.table_indices(shape), scaled).reshape(shape)
+    return rans_decode(payload, choice.table_indices(shape), scaled, stream_format).reshape(shape)

@@ -6,11 +6,13 @@ Layout (integers big-endian)::
     | weights hash (8 bytes) | height u32 | width u32 | channels u16 | latent height u16
     | latent width u16 | payload length u32 | payload | CRC-32 of everything before, u32
 
-The payload of version 3 (written by default) is the per-image scales and the latents coded with
-the matching stretched tables (:mod:`nicbook.codec.adaptive`); that of version 1 is the latents
-coded with the model's own tables (:mod:`nicbook.codec.latents`); that of version 4 is a
-hyperprior's side information and latents (:mod:`nicbook.codec.hyperprior`). Version 2, the
-per-image scales of an earlier release (32×32-pixel blocks only, no channel gains), is still read.
+The payload of version 6 (written by default) is the per-image scales and the latents coded with
+the matching stretched tables (:mod:`nicbook.codec.adaptive`); that of version 5 is the latents
+coded with the model's own tables (:mod:`nicbook.codec.latents`); that of version 7 is a
+hyperprior's side information and latents (:mod:`nicbook.codec.hyperprior`). Versions 3, 1 and 4
+hold the same payloads coded with the rANS coder's earlier stream format
+(:mod:`nicbook.entropy.rans`); version 2, the per-image scales of an earlier release (32×32-pixel
+blocks only, no channel gains), is still read too (:data:`PAYLOADS`).
 
 The weights hash (:func:`weights_hash`) covers the weights and the coding tables, so decoding with
 any other model is refused instead of producing garbage.
@@ -33,7 +35,9 @@ __all__ = [
     "HYPERPRIOR_VERSION",
     "MAGIC",
     "MAX_PIXELS",
+    "PAYLOADS",
     "READABLE_VERSIONS",
+    "STATIC_VERSION",
     "NicHeader",
     "check_image_size",
     "latent_size",
@@ -43,12 +47,23 @@ __all__ = [
 ]
 
 MAGIC = b"\x89NIC"
-FORMAT_VERSION = 3
-#: The version of files written with a hyperprior model (side information, then the latents).
-HYPERPRIOR_VERSION = 4
-#: Versions the decoder reads: 1 codes the latents with the model's tables, 2 and 3 with per-image
-#: scales, 4 with a hyperprior's side information.
-READABLE_VERSIONS = (1, 2, 3, 4)
+#: Per version: what its payload holds (latents with the model's own tables, per-image scales of
+#: the first or the current kind, or a hyperprior's side information and latents) and the format
+#: of its rANS streams.
+PAYLOADS: dict[int, tuple[str, int]] = {
+    1: ("static", 1),
+    2: ("scales-v2", 1),
+    3: ("scales", 1),
+    4: ("hyperprior", 1),
+    5: ("static", 2),
+    6: ("scales", 2),
+    7: ("hyperprior", 2),
+}
+#: The versions written: by default, with the model's own tables, with a hyperprior model.
+FORMAT_VERSION = 6
+STATIC_VERSION = 5
+HYPERPRIOR_VERSION = 7
+READABLE_VERSIONS = tuple(PAYLOADS)
 #: Largest image a file may declare (pixels): bounds the decoder's memory for forged headers.
 MAX_PIXELS = 1 << 26
 _FIXED = struct.Struct(">8sIIHHHI")  # hash, height, width, channels, latent h, latent w, payload length

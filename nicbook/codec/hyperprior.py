@@ -1,6 +1,6 @@
 """Coding a hyperprior model's latents: side information first, then each latent with the table it picks.
 
-The payload of a ``.nic`` file of version 4::
+The payload of a ``.nic`` file of version 7 (4 before the rANS coder's format 2)::
 
     side length (uvarint) | hyper-latents z (rANS, the model's factorized tables) | latents y (rANS)
 
@@ -25,6 +25,7 @@ from nicbook.codec.latents import check_capacity
 from nicbook.codec.latents import decode as decode_static
 from nicbook.codec.latents import encode as encode_static
 from nicbook.entropy import decode_uvarint, encode_uvarint, rans_decode, rans_encode
+from nicbook.entropy.rans import STREAM_FORMAT
 from nicbook.errors import BitstreamError
 from nicbook.nn.integer import ACTIVATION_BITS, IntegerHyperSynthesis
 from nicbook.nn.models import ScaleHyperprior
@@ -90,8 +91,11 @@ def encode(model: ScaleHyperprior, y: torch.Tensor) -> tuple[bytes, HyperLatents
     return encode_uvarint(len(side)) + side + latents, decoded
 
 
-def decode(model: ScaleHyperprior, payload: bytes, shape: tuple[int, int, int]) -> HyperLatents:
-    """Inverse of :func:`encode`; raises :class:`BitstreamError` for a corrupt or truncated payload."""
+def decode(
+    model: ScaleHyperprior, payload: bytes, shape: tuple[int, int, int], stream_format: int = STREAM_FORMAT
+) -> HyperLatents:
+    """Inverse of :func:`encode` (``stream_format``: that of the rANS streams, 1 for version 4);
+    raises :class:`BitstreamError` for a corrupt or truncated payload."""
     if shape[0] != model.M:
         raise BitstreamError(f"{shape[0]} latent channels but the model has {model.M}")
     model.hyper_entropy_model.ensure_tables()
@@ -99,10 +103,10 @@ def decode(model: ScaleHyperprior, payload: bytes, shape: tuple[int, int, int]) 
     if position + side_length > len(payload):
         raise BitstreamError("truncated side information in the latent payload")
     side = payload[position : position + side_length]
-    side_symbols = decode_static(side, side_shape(model, shape), model.hyper_entropy_model.tables)
+    side_symbols = decode_static(side, side_shape(model, shape), model.hyper_entropy_model.tables, stream_format)
     indices, means = gaussian_parameters(model, side_symbols, shape)
     tables = model.conditional.tables
     latents = payload[position + side_length :]
     check_capacity(len(latents), np.bincount(indices.ravel(), minlength=tables.num_tables), tables, f"{shape} latents")
-    symbols = rans_decode(latents, indices.reshape(-1), tables).reshape(shape)
+    symbols = rans_decode(latents, indices.reshape(-1), tables, stream_format).reshape(shape)
     return HyperLatents(symbols, side_symbols, indices, means, len(side), len(latents))

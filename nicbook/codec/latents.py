@@ -1,6 +1,6 @@
 """Coding a factorized model's integer latents with its own tables, one table per channel.
 
-This is the static coder of format version 1 and the check every latent decoder makes first: a
+This is the static coder of format version 5 (1 with the rANS coder's format 1) and the check every latent decoder makes first: a
 payload cannot be shorter than its symbols' least possible information (:func:`check_capacity`).
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from nicbook.entropy import FrequencyTables, rans_decode, rans_encode
-from nicbook.entropy.rans import STREAM_SLACK_BITS
+from nicbook.entropy.rans import STREAM_FORMAT, STREAM_SLACK_BITS
 from nicbook.errors import BitstreamError
 
 __all__ = ["channel_indices", "check_capacity", "decode", "encode"]
@@ -41,11 +41,14 @@ def encode(symbols: np.ndarray, tables: FrequencyTables) -> bytes:
     return rans_encode(symbols.reshape(-1), channel_indices(symbols.shape), tables)
 
 
-def decode(payload: bytes, shape: tuple[int, int, int], tables: FrequencyTables) -> np.ndarray:
-    """Inverse of :func:`encode`: the integer latents ``(C, h, w)``."""
+def decode(
+    payload: bytes, shape: tuple[int, int, int], tables: FrequencyTables, stream_format: int = STREAM_FORMAT
+) -> np.ndarray:
+    """Inverse of :func:`encode`: the integer latents ``(C, h, w)`` (``stream_format``: the rANS
+    stream's, 1 in files of version 1)."""
     channels, height, width = shape
     if channels != tables.num_tables:
         raise BitstreamError(f"{channels} latent channels but the model has {tables.num_tables} tables")
     check_capacity(len(payload), np.full(channels, height * width), tables, f"{shape} latents")
-    values = rans_decode(payload, channel_indices(shape), tables)
+    values = rans_decode(payload, channel_indices(shape), tables, stream_format)
     return np.asarray(values, dtype=np.int64).reshape(shape)

@@ -18,7 +18,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 MAX_PRECISION = 31
-#: Largest precision of a :class:`FrequencyTables` (the rANS coder moves 16-bit words).
+#: Largest precision of a :class:`FrequencyTables`: the rANS coder keeps its states at least
+#: ``2**32``, so ``2**16`` times above any frequency, which is what keeps its cost exact.
 MAX_TABLE_PRECISION = 16
 MAX_OFFSET = 1 << 62  # keeps offset + table size and escape distances inside (u)int64
 

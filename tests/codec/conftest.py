@@ -26,13 +26,13 @@ def image() -> np.ndarray:
 
 @pytest.fixture(scope="session")
 def encoded(model, image) -> bytes:
-    """The crop coded with per-image scales (format version 3, the default)."""
+    """The crop coded with per-image scales (format version 6, the default)."""
     return compress(image, model)
 
 
 @pytest.fixture(scope="session")
 def static_encoded(model, image) -> bytes:
-    """The crop coded with the model's own tables (format version 1)."""
+    """The crop coded with the model's own tables (format version 5)."""
     return compress(image, model, adaptive=False)
 
 

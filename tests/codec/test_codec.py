@@ -74,7 +74,7 @@ def test_decoded_image_is_the_synthesis_of_the_rounded_latents(model, image, enc
 
 
 def test_the_default_is_per_image_scales_and_both_versions_hold_the_same_image(model, encoded, static_encoded):
-    assert (read_header(encoded).version, read_header(static_encoded).version) == (3, 1)
+    assert (read_header(encoded).version, read_header(static_encoded).version) == (6, 5)
     _, adaptive_symbols, _ = decode_latents(encoded, model)
     _, static_symbols, _ = decode_latents(static_encoded, model)
     assert np.array_equal(adaptive_symbols, static_symbols)
@@ -93,26 +93,31 @@ def test_per_image_scales_make_a_shipped_model_s_files_smaller(shipped, sample):
     assert np.array_equal(decompress(adaptive, shipped), decompress(static, shipped))
 
 
-def test_files_of_the_previous_release_still_decode():
-    """Version-2 and version-1 files of one crop, written by the release before version 3: both
-    hold the same latents, and re-encoding the decoded latents gives the version-1 file again."""
+def test_files_of_earlier_releases_still_decode():
+    """Files written by earlier releases, all with the rANS coder's format 1: versions 1 (the
+    model's tables) and 2 (the first per-image scales) of one crop hold the same latents, and
+    version 3 (per-image scales) of another crop the same latents as the version 6 the encoder
+    writes now from that crop, whose bytes are pinned."""
     model = zoo.load("factorized", quality=2)
-    files = {v: (DATA / f"sample-q2-version{v}.nic").read_bytes() for v in (1, 2)}
-    (header_2, latents_2, _), (header_1, latents_1, _) = (decode_latents(files[v], model) for v in (2, 1))
-    assert (header_2.version, header_1.version) == (2, 1)
-    assert np.array_equal(latents_2, latents_1)
-    assert latents.encode(latents_1, model.entropy_model.tables) == files[1][header_1.payload_offset : -4]
+    files = {v: (DATA / f"sample-q2-version{v}.nic").read_bytes() for v in (1, 2, 3)}
+    decoded = {v: decode_latents(files[v], model) for v in files}
+    assert all(decoded[v][0].version == v for v in files)
+    assert np.array_equal(decoded[1][1], decoded[2][1])
     assert np.array_equal(decompress(files[2], model), decompress(files[1], model))
-
-
-def test_the_encoder_writes_the_bytes_of_the_previous_release():
-    """``sample-q2-version3.nic`` was written by the release before the package's redesign from the
-    crop below: the same model and image still give the same file, byte for byte."""
-    model = zoo.load("factorized", quality=2)
     crop = sample_image()[64:192, 96:288]
-    stored = (DATA / "sample-q2-version3.nic").read_bytes()
-    assert compress(crop, model) == stored
-    assert psnr(crop, decompress(stored, model)) > 25
+    current = compress(crop, model)
+    assert current == (DATA / "sample-q2-version6.nic").read_bytes()
+    assert np.array_equal(decode_latents(current, model)[1], decoded[3][1])
+    assert psnr(crop, decompress(current, model)) > 25
+
+
+def test_static_files_cost_what_the_model_says(model, image, static_encoded):
+    # Version 5 codes the latents with the model's own tables: the payload is their information
+    # content under those tables, to within 0.2 % and the stream's few header bytes.
+    header, symbols, _ = decode_latents(static_encoded, model)
+    tables = model.entropy_model.tables
+    information = tables.information_bits(symbols.reshape(-1), latents.channel_indices(symbols.shape)).sum()
+    assert 8 * header.payload_length <= 1.002 * information + 96
 
 
 @pytest.mark.parametrize(

@@ -63,8 +63,8 @@ def test_broken_files_raise_clear_errors(mutate, error, message):
 
 
 def test_an_unknown_version_is_unsupported_even_with_a_valid_checksum():
-    with pytest.raises(UnsupportedFormatError, match="version 7"):
-        read_header(a_file(version=7))
+    with pytest.raises(UnsupportedFormatError, match="version 8"):
+        read_header(a_file(version=8))
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Hyperprior .nic files (version 4): round trips, exact decoding across threads and precisions, bad files."""
+"""Hyperprior .nic files (version 7): round trips, exact decoding across threads and precisions, bad files."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def encoded(model, image) -> bytes:
     return codec.compress(image, model)
 
 
-def test_files_are_version_4_and_decode_to_the_encoders_symbols(model, image, encoded):
+def test_files_are_version_7_and_decode_to_the_encoders_symbols(model, image, encoded):
     header, latents, _ = codec.decode_latents(encoded, model)
     assert header.version == codec.HYPERPRIOR_VERSION
     assert latents.symbols.shape == (model.M, 10, 12)
@@ -148,7 +148,7 @@ def test_command_line_round_trip_and_info(tmp_path, sample, capsys):
     capsys.readouterr()
     assert cli.main(["info", str(nic), "--checkpoint", str(checkpoint)]) == 0
     info = json.loads(capsys.readouterr().out)
-    assert info["version"] == 4
+    assert info["version"] == 7
     assert info["side_bytes"] + info["latent_bytes"] < info["payload_bytes"]
     assert info["estimated_bits"] == pytest.approx(info["estimated_side_bits"] + info["estimated_latent_bits"], abs=0.2)
     # The integer tables' cost of the latents is what their rANS stream takes, within its framing.

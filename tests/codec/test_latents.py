@@ -1,4 +1,4 @@
-"""nicbook.codec.latents: the static coder (format version 1) and the payload-capacity guard."""
+"""nicbook.codec.latents: the static coder (format version 5) and the payload-capacity guard."""
 
 from __future__ import annotations
 
