@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -264,3 +265,37 @@ def test_same_bytes_and_pixels_as_libjpeg(height, width, quality, subsampling, s
     data = encode(picture, quality, subsampling)
     assert data == pillow_encode(picture, quality=quality, subsampling=PILLOW_SUBSAMPLING[subsampling])
     np.testing.assert_array_equal(decode(data), pillow_decode(data))
+
+
+def flat_grey_jpeg(side: int) -> bytes:
+    """A valid baseline JPEG of ``side × side`` grey pixels, all 128, in about 12 bytes per 1,024
+    pixels: Pillow's scan of a flat 32×32 image (every block a zero DC difference and an EOB) is
+    repeated behind a frame header declaring the larger size. A "JPEG bomb" for large sides."""
+    buffer = io.BytesIO()
+    Image.new("L", (32, 32), 128).save(buffer, "JPEG", quality=90)
+    data = buffer.getvalue()
+    sof, sos = data.index(b"\xff\xc0"), data.index(b"\xff\xda")
+    scan_start = sos + 2 + int.from_bytes(data[sos + 2 : sos + 4], "big")
+    end = data.rindex(b"\xff\xd9")
+    scan = data[scan_start:end]
+    assert len(scan) == 12  # 16 blocks of 6 bits: whole bytes, so the scan can be repeated
+    size = side.to_bytes(2, "big") * 2
+    return data[: sof + 5] + size + data[sof + 9 : scan_start] + scan * (side * side // 1024) + data[end:]
+
+
+@pytest.mark.slow
+def test_a_large_image_decodes_in_a_few_bytes_per_pixel():
+    data = flat_grey_jpeg(4096)  # 16.8 million pixels from 197 kB
+    tracemalloc.start()
+    try:
+        decoded = decode(data)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert decoded.shape == (4096, 4096, 3) and np.all(decoded == 128)
+    assert peak <= 10 * 4096 * 4096  # the image itself takes 3 bytes per pixel
+
+
+def test_images_over_the_pixel_limit_are_refused_before_decoding():
+    with pytest.raises(UnsupportedFormatError, match="larger than the decoder's limit"):
+        decode(flat_grey_jpeg(16384))  # 268 million pixels from 3 MB

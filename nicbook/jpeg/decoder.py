@@ -9,7 +9,9 @@ are those libjpeg (and Pillow) produce.
 
 Every loop is bounded by the amount of data: a corrupt or truncated file raises
 :class:`~nicbook.errors.BitstreamError`, never hangs, and forged image sizes are checked
-against the data length before anything is allocated.
+against the data length before anything is allocated. Images over :data:`MAX_PIXELS` are
+refused; the others decode in a few bytes per pixel: 16-bit coefficients, the IDCT a batch of
+blocks at a time, upsampling and colour conversion a stripe of rows at a time.
 """
 
 from __future__ import annotations
@@ -29,6 +31,13 @@ from nicbook.jpeg.tables import HuffmanSpec
 from nicbook.transforms import unblockify, zigzag_indices
 
 _ZIGZAG = zigzag_indices(8)
+_NATURAL = np.argsort(_ZIGZAG)  # natural position j holds zig-zag coefficient _NATURAL[j]
+#: Largest image decoded, in pixels: Pillow's limit, above which it calls a file a decompression bomb.
+MAX_PIXELS = 178_956_970
+#: Blocks dequantized and transformed at a time, and image rows converted at a time: the decoder's
+#: working memory stays a few bytes per pixel whatever the image size.
+_IDCT_BLOCKS = 1 << 15
+_STRIPE_ROWS = 256
 
 
 @dataclass
@@ -102,6 +111,10 @@ def _parse_sof(payload: bytes, state: _DecoderState) -> None:
         if not (1 <= h <= 4 and 1 <= v <= 4) or table > 3:
             raise BitstreamError("corrupt component in SOF segment")
         state.components.append(_Component(identifier, h, v, table))
+    if height * width > MAX_PIXELS:
+        raise UnsupportedFormatError(
+            f"JPEG of {width}×{height} pixels is larger than the decoder's limit of {MAX_PIXELS} pixels"
+        )
     layout = FrameLayout(height, width, tuple((c.h, c.v) for c in state.components))
     if any(layout.max_h % c.h or layout.max_v % c.v for c in state.components):
         raise UnsupportedFormatError("sampling factors that do not divide the largest are not supported")
@@ -274,42 +287,63 @@ def _decode_scan(data: bytes, offset: int, header: bytes, state: _DecoderState) 
 
     block_component = np.tile(pattern, n_mcus)
     block_segment = np.arange(n_blocks) // len(pattern) // interval
-    coefficients = np.zeros((n_blocks, 64), dtype=np.int64)
+    coefficients = np.zeros((n_blocks, 64), dtype=np.int16)  # 16 bits, as libjpeg keeps them
     coefficients.ravel()[ac_index] = _read_values(words, ac_records)
     differences = _read_values(words, dc_records)
     for c in components:
         mask = block_component == c
         coefficients[mask, 0] = _dc_values(differences[mask], block_segment[mask])
 
-    natural = np.empty_like(coefficients)
-    natural[:, _ZIGZAG] = coefficients
     order, rows, cols = scan_block_order(layout, components)
     for c in components:
         table_id = state.components[c].table
         if table_id not in state.quantization:
             raise BitstreamError(f"component {c} uses undefined quantization table {table_id}")
-        mask = order == c
+        quantization = state.quantization[table_id]
+        blocks = np.flatnonzero(order == c)
         grid = np.zeros((*layout.mcu_blocks(c), 8, 8), dtype=np.uint8)
-        grid[rows[mask], cols[mask]] = idct_islow((natural[mask] * state.quantization[table_id]).reshape(-1, 8, 8))
+        for first in range(0, blocks.size, _IDCT_BLOCKS):
+            chunk = blocks[first : first + _IDCT_BLOCKS]
+            natural = coefficients[chunk][:, _NATURAL].astype(np.int64) * quantization
+            grid[rows[chunk], cols[chunk]] = idct_islow(natural.reshape(-1, 8, 8))
         state.components[c].blocks = grid
     return end
 
 
 def _assemble(state: _DecoderState) -> np.ndarray:
+    """The RGB image, upsampled and colour-converted a stripe of rows at a time."""
     layout = state.layout
     if layout is None or any(c.blocks is None for c in state.components):
         raise BitstreamError("the file ends before all image data was decoded")
     planes = []
     for c, component in enumerate(state.components):
-        plane = unblockify(component.blocks, layout.component_size(c))
-        plane = upsample(plane, layout.max_v // component.v, layout.max_h // component.h)
-        planes.append(plane[: layout.height, : layout.width])
-    if len(planes) == 1:
-        return np.repeat(planes[0].astype(np.uint8)[..., None], 3, axis=2)
+        planes.append(unblockify(component.blocks, layout.component_size(c)))
+        component.blocks = None
     rgb_ids = [c.identifier for c in state.components] == [ord("R"), ord("G"), ord("B")]
-    if state.adobe_transform == 0 or rgb_ids:
-        return np.stack(planes, axis=-1).astype(np.uint8)
-    return ycbcr_to_rgb(*planes)
+    image = np.empty((layout.height, layout.width, 3), dtype=np.uint8)
+    for top in range(0, layout.height, _STRIPE_ROWS):
+        bottom = min(top + _STRIPE_ROWS, layout.height)
+        stripe = [_upsampled_rows(plane, state.components[c], layout, top, bottom) for c, plane in enumerate(planes)]
+        if len(stripe) == 1:
+            image[top:bottom] = stripe[0][..., None]
+        elif state.adobe_transform == 0 or rgb_ids:
+            image[top:bottom] = np.stack(stripe, axis=-1)
+        else:
+            image[top:bottom] = ycbcr_to_rgb(*stripe)
+    return image
+
+
+def _upsampled_rows(plane: np.ndarray, component: _Component, layout: FrameLayout, top: int, bottom: int) -> np.ndarray:
+    """Image rows ``top .. bottom - 1`` of a component plane upsampled to full resolution.
+
+    The triangle filters read one neighbouring row on each side, so the plane's rows are taken
+    with one more on each side (the plane's own edges are replicated, as for the whole plane).
+    """
+    factor_y, factor_x = layout.max_v // component.v, layout.max_h // component.h
+    first = max(top // factor_y - 1, 0)
+    last = min(-(-bottom // factor_y) + 1, plane.shape[0])
+    rows = upsample(plane[first:last], factor_y, factor_x)
+    return rows[top - first * factor_y : bottom - first * factor_y, : layout.width]
 
 
 def decode(data: bytes) -> np.ndarray:
