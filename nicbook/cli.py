@@ -86,7 +86,8 @@ def _decode(args) -> int:
 
     check_output(args.output)
     data = read_input(args.input)
-    save_image(codec.decompress(data, _model_from_args(args, required=False)), args.output)
+    budget = codec.MEMORY_BUDGET if args.memory_budget is None else int(args.memory_budget * 2**30)
+    save_image(codec.decompress(data, _model_from_args(args, required=False), budget), args.output)
     return 0
 
 
@@ -206,6 +207,11 @@ def _add_codec_commands(subparsers) -> None:
     decode = subparsers.add_parser("decode", help="decompress a .nic file into an image")
     decode.add_argument("input", help=".nic file")
     decode.add_argument("output", help="image file to write (PNG recommended)")
+    decode.add_argument(
+        "--memory-budget", type=float, metavar="GIB",
+        help="refuse a file whose decoding would need more memory than this, in GiB "
+        "(default: nicbook.codec.MEMORY_BUDGET, 4 GiB)",
+    )
     model_options(decode, with_zoo=False)
     decode.set_defaults(func=_decode)
 

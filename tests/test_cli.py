@@ -126,6 +126,19 @@ def test_encode_decode_info_round_trip(capsys, tmp_path, checkpoint, picture):
     assert status == 0 and json.loads(out)["version"] == 5
 
 
+def test_decode_refuses_a_file_over_its_memory_budget(capsys, tmp_path, checkpoint, picture):
+    from nicbook import codec
+
+    status, _, _ = run(capsys, "encode", picture, tmp_path / "x.nic", "--checkpoint", checkpoint)
+    args = ("decode", tmp_path / "x.nic", tmp_path / "out.png", "--checkpoint", checkpoint)
+    status, _, err = run(capsys, *args, "--memory-budget", 0.1)
+    assert_one_line_error(status, err, "decode")
+    assert "memory budget of 0.1 GiB" in err and not (tmp_path / "out.png").exists()
+    status, _, _ = run(capsys, *args, "--memory-budget", 1.5)
+    assert status == 0
+    assert f"{codec.MEMORY_BUDGET / 2**30:g} GiB" in run_process("decode", "--help").stdout  # the help says the default
+
+
 def test_refined_encoding_needs_a_known_lambda(capsys, tmp_path, checkpoint, picture):
     args = ("encode", picture, tmp_path / "r.nic", "--checkpoint", checkpoint, "--refine", 2)
     status, _, err = run(capsys, *args)

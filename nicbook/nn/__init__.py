@@ -7,6 +7,7 @@
 ``nicbook.nn.entropy_models``       learned densities and Gaussian conditionals, symbols, tables
 ``nicbook.nn.models``               the autoencoder and the compressive models, ``rd_loss``
 ``nicbook.nn.integer``              the hyper-synthesis in exact fixed point, for coding
+``nicbook.nn.tiling``               the transforms tile by tile, in memory bounded by a tile
 ``nicbook.nn.tensors``              images as tensors, random training patches
 ``nicbook.nn.config``               what defines a training run (plain Python, no torch)
 ``nicbook.nn.checkpoints``          checkpoint files and training logs

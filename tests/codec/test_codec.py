@@ -17,6 +17,7 @@ from nicbook import zoo
 from nicbook.codec import (
     compress,
     decode_latents,
+    decoding_memory,
     decompress,
     latents,
     pad_to_stride,
@@ -152,7 +153,8 @@ def test_corrupt_payload_with_valid_crc_raises(model, encoded, static_encoded, w
 
 @pytest.mark.parametrize("adaptive", [True, False])
 @pytest.mark.parametrize(
-    ("height", "width", "message"), [(100_000, 100_000, "limit"), (8000, 8000, "payload")]
+    ("height", "width", "message"),
+    [(100_000, 100_000, "limit"), (8000, 8000, "too short|payload")],
 )
 def test_forged_huge_header_fails_before_allocating(model, image, with_crc, adaptive, height, width, message):
     data = compress(image, model, adaptive=adaptive)
@@ -162,7 +164,7 @@ def test_forged_huge_header_fails_before_allocating(model, image, with_crc, adap
     struct.pack_into(">IIHHH", body, sizes_at, height, width, header.latent_shape[0], -(-height // 16), -(-width // 16))
     tracemalloc.start()
     try:
-        with pytest.raises(BitstreamError, match=message):
+        with pytest.raises(NicbookError, match=message):
             decompress(with_crc(bytes(body)), model)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
@@ -218,3 +220,11 @@ def test_streams_are_identical_across_thread_counts(tiny_model, tmp_path):
             assert np.array_equal(
                 np.load(tmp_path / f"{kind}1.npy"), np.load(tmp_path / f"{kind}2.npy")
             ), (kind, encoder_threads)
+
+
+def test_the_memory_budget_is_what_decoding_needs(model, encoded):
+    header = read_header(encoded)
+    needed = decoding_memory(header)
+    assert np.array_equal(decompress(encoded, model, memory_budget=needed), decompress(encoded, model))
+    with pytest.raises(NicbookError, match="memory budget"):
+        decompress(encoded, model, memory_budget=needed - 1)
