@@ -56,6 +56,12 @@ def quantize_pmf(pmf: ArrayLike, precision: int = 16) -> np.ndarray:
     excess = int(freq.sum()) - total
     while excess > 0:
         removable = np.flatnonzero(freq > 1)
+        if excess >= removable.size:
+            # Every removable count loses one, as often as that stays so: k rounds at once.
+            rounds = min(int(freq[removable].min()) - 1, excess // removable.size)
+            freq[removable] -= rounds
+            excess -= rounds * removable.size
+            continue
         cost = p[removable] / (freq[removable] - 0.5)
         chosen = removable[np.argsort(cost, kind="stable")[:excess]]
         freq[chosen] -= 1
