@@ -211,15 +211,20 @@ def test_streams_are_identical_across_thread_counts(tiny_model, tmp_path):
 
     for encoder_threads in (1, 2):
         nic = tmp_path / f"encoded{encoder_threads}.nic"
-        run(encoder_threads, checkpoint, "encode", nic, tmp_path / "encoded.npy")
+        run(encoder_threads, checkpoint, "encode", nic, tmp_path / f"encoded{encoder_threads}.npy")
         for threads in (1, 2):
             outputs = [tmp_path / f"{kind}{threads}.npy" for kind in ("symbols", "image", "float")]
             run(threads, checkpoint, "decode", nic, *outputs)
-        assert np.array_equal(np.load(tmp_path / "symbols1.npy"), np.load(tmp_path / "encoded.npy"))
+        assert np.array_equal(np.load(tmp_path / "symbols1.npy"), np.load(tmp_path / f"encoded{encoder_threads}.npy"))
         for kind in ("symbols", "image", "float"):  # "float": the synthesis output before rounding
             assert np.array_equal(
                 np.load(tmp_path / f"{kind}1.npy"), np.load(tmp_path / f"{kind}2.npy")
             ), (kind, encoder_threads)
+    # The encoder's float32 analysis may round a latent lying within rounding error of a
+    # half-integer differently with another thread count (the exception nicbook.codec documents):
+    # at most a few in ten thousand, each file decoding the same everywhere (above).
+    latents = [np.load(tmp_path / f"encoded{threads}.npy") for threads in (1, 2)]
+    assert np.mean(latents[0] != latents[1]) <= 1e-4
 
 
 def test_the_memory_budget_is_what_decoding_needs(model, encoded):
