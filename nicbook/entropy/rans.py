@@ -9,8 +9,9 @@ operations.
 bits), so each symbol costs ``-log2(f / 2**precision)`` bits to within about ``2**-16`` bit,
 whatever the source. A state that started at its lower bound would waste 32 bits per lane, and
 one that started empty codes its first symbols well above their information (a small rANS state
-is a poor coder). So one serial lane, the *starter*, codes the last symbols of the message from
-the smallest state, and each vectorised lane takes its initial state out of the starter, as 32 bits
+is a poor coder). So one serial lane, the *starter*, codes every ``stride``-th symbol of the
+message (:func:`starter_mask`) from the smallest state, the vectorised lanes the others, and
+each lane takes its initial state out of the starter, as 32 bits
 of its information ("bits back"): the decoder puts them back when the lanes are done, then
 decodes the starter's symbols. A lane then costs only its final state's rounding, about five
 bits, and a message about 60 bits in all; :func:`lane_count` gives a message as many lanes as
@@ -23,7 +24,7 @@ its distance to the range is sent in the side section with an Elias-gamma code (
 
 Stream layout (format 2)::
 
-    uvarint lanes | uvarint starter symbols (if lanes > 0) | uvarint side bytes | side bits
+    uvarint lanes | uvarint starter stride (if lanes > 0) | uvarint side bytes | side bits
     | lanes' words | starter's words        (words: uint32, little-endian)
 
     side bits, MSB first: the starter's final state (7 bits of length, then the bits below its
@@ -247,33 +248,49 @@ def rans_encode(values: ArrayLike, table_indices: ArrayLike, tables: FrequencyTa
         raise ValueError(f"lanes must be in [{fewest_lanes(n)}, {most_lanes(n)}] for {n} symbols, got {lanes}")
     freq = tables.frequencies[entry].astype(np.uint64)
     start = tables.cumulative[entry].astype(np.uint64)
-    starter_symbols = _starter_length(bits, lanes)
-    split = n - starter_symbols
-    starter, stack = _encode_serially(freq[split:], start[split:], tables.precision)
+    stride = _starter_stride(bits, lanes)
+    starter_positions = starter_mask(n, stride)
+    starter, stack = _encode_serially(freq[starter_positions], start[starter_positions], tables.precision)
     initial = np.empty(lanes, dtype=np.uint64)
     for lane in range(lanes):  # bits back: each lane's initial state is 32 bits of the starter
         initial[lane] = STATE_LOWER | starter & WORD_MASK
         starter >>= WORD_BITS
         if starter < STATE_LOWER and stack:
             starter = starter << WORD_BITS | stack.pop()
-    final, words = _encode_lanes(freq[:split], start[:split], tables.precision, initial)
+    lane_positions = ~starter_positions
+    final, words = _encode_lanes(freq[lane_positions], start[lane_positions], tables.precision, initial)
     parts = [_state_codes(np.array([starter], dtype=np.uint64), 7, 0), _state_codes(final, 5, 33), escape_codes]
     side, _ = pack_bits(
         np.concatenate([codes.astype(np.uint64).ravel() for codes, _ in parts]),
         np.concatenate([lengths.ravel() for _, lengths in parts]),
     )
-    header = encode_uvarint(lanes) + (encode_uvarint(starter_symbols) if lanes else b"")
+    header = encode_uvarint(lanes) + (encode_uvarint(stride) if lanes else b"")
     return header + encode_uvarint(len(side)) + side + words.astype("<u4").tobytes() + np.array(stack, "<u4").tobytes()
 
 
-def _starter_length(bits: np.ndarray, lanes: int) -> int:
-    """Symbols at the end of the message for the starter: all of them without lanes, else enough
-    to hold the lanes' initial states (32 bits each, and a margin) if :data:`MAX_STARTER` allows."""
+def starter_mask(n: int, stride: int) -> np.ndarray:
+    """Which of ``n`` symbols the starter codes: every ``stride``-th (the last of each group of
+    ``stride``), all of them for a stride of 1."""
+    mask = np.zeros(n, dtype=bool)
+    mask[stride - 1 :: stride] = True
+    return mask
+
+
+def _starter_stride(bits: np.ndarray, lanes: int) -> int:
+    """The starter's stride: 1 (all symbols) without lanes; else the largest whose symbols hold
+    the lanes' initial states (32 bits each, and a margin), sampled across the whole message so
+    that a stretch of nearly certain symbols cannot starve it, with at most :data:`MAX_STARTER`
+    symbols."""
     if lanes == 0:
-        return bits.size
+        return 1
+    n = bits.size
     needed = WORD_BITS * lanes + 64
-    enough = int(np.searchsorted(np.cumsum(bits[::-1]), needed)) + 1
-    return min(enough, MAX_STARTER, bits.size - lanes)
+    shortest = max(2, -(-n // MAX_STARTER))
+    longest = max(shortest, n // max(lanes, 1))
+    stride = int(np.clip(float(bits.sum()) / (2 * needed), shortest, longest))
+    while stride > shortest and bits[stride - 1 :: stride].sum() < needed:
+        stride = max(shortest, stride // 2)
+    return stride
 
 
 def _encode_serially(freq: np.ndarray, start: np.ndarray, precision: int) -> tuple[int, list[int]]:
@@ -369,7 +386,7 @@ class _Lanes:
     lower: int
     word_bits: int
     side: BitReader  # positioned at the escapes
-    starter_symbols: int = 0
+    stride: int = 1
     starter: int = 0
 
 
@@ -391,23 +408,24 @@ def _parse_format_1(data: bytes, n: int) -> _Lanes:
 
 def _parse_format_2(data: bytes, n: int) -> _Lanes:
     lanes, position = decode_uvarint(data)
-    starter_symbols = n
+    stride = 1
     if lanes:
-        starter_symbols, position = decode_uvarint(data, position)
+        stride, position = decode_uvarint(data, position)
     side_bytes, position = decode_uvarint(data, position)
     # A lane's final state takes at least 37 side bits.
     most = min(most_lanes(n), (8 * side_bytes) // 37)
     if not fewest_lanes(n) <= lanes <= most:
         raise BitstreamError(f"rANS stream declares {lanes} lanes for {n} symbols in {len(data)} bytes")
-    if starter_symbols > min(n - lanes, MAX_STARTER) or (lanes == 0) != (starter_symbols == n):
-        raise BitstreamError(f"rANS stream declares {starter_symbols} starter symbols of {n} with {lanes} lanes")
+    starter_symbols = n // stride if stride else 0
+    if stride < 1 + bool(lanes) or starter_symbols > MAX_STARTER:
+        raise BitstreamError(f"rANS stream declares a starter stride of {stride} for {n} symbols and {lanes} lanes")
     if position + side_bytes > len(data) or (len(data) - position - side_bytes) % 4:
         raise BitstreamError("rANS stream truncated")
     side = BitReader(data[position : position + side_bytes])
     words = np.frombuffer(data, dtype="<u4", offset=position + side_bytes).astype(np.uint64)
     starter = _read_state(side, 7, 0)
     state = np.array([_read_state(side, 5, 33) for _ in range(lanes)], dtype=np.uint64)
-    return _Lanes(state, words, STATE_LOWER, WORD_BITS, side, starter_symbols, starter)
+    return _Lanes(state, words, STATE_LOWER, WORD_BITS, side, stride, starter)
 
 
 def rans_decode(
@@ -440,14 +458,14 @@ def rans_decode(
     lookup = _Lookup(tables, table_of)
     if stream_format == 1:
         lanes = _parse_format_1(data, n)
-        entry, state, read = _decode_lanes(lanes, lookup, tables.precision, n)
+        entry, state, read = _decode_lanes(lanes, lookup, lookup.block, tables.precision)
         if read != lanes.words.size or np.any(state != 1 << 16):
             raise BitstreamError("corrupt rANS stream: it does not end in the initial state")
     else:
         lanes = _parse_format_2(data, n)
-        split = n - lanes.starter_symbols
+        starter_positions = starter_mask(n, lanes.stride)
         entry = np.empty(n, dtype=np.int64)
-        entry[:split], state, read = _decode_lanes(lanes, lookup, tables.precision, split)
+        entry[~starter_positions], state, read = _decode_lanes(lanes, lookup, lookup.block[~starter_positions], tables.precision)
         if np.any(state >> _U64(WORD_BITS) != 1):
             raise BitstreamError("corrupt rANS stream: a lane does not end in an initial state")
         stack = lanes.words[read:].tolist()
@@ -457,7 +475,7 @@ def rans_decode(
                 stack.append(starter & WORD_MASK)
                 starter >>= WORD_BITS
             starter = starter << WORD_BITS | initial
-        entry[split:] = _decode_serially(starter, stack, lookup, tables.precision, split, n)
+        entry[starter_positions] = _decode_serially(starter, stack, lookup, lookup.block[starter_positions], tables.precision)
     local = entry - tables.starts[table_of]
     values = tables.offsets[table_of] + local
     escaped = local == tables.sizes[table_of]
@@ -469,15 +487,15 @@ def rans_decode(
     return values
 
 
-def _decode_lanes(lanes: _Lanes, lookup: _Lookup, precision: int, n: int) -> tuple[np.ndarray, np.ndarray, int]:
-    """Run the lanes' states back over the first ``n`` symbols: their flat table entries, the
-    states the lanes end in, and the number of words read."""
-    state, count = lanes.state, lanes.state.size
+def _decode_lanes(lanes: _Lanes, lookup: _Lookup, blocks: np.ndarray, precision: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Run the lanes' states back over their symbols, whose tables start at ``blocks`` in the
+    lookup: their flat table entries, the states the lanes end in, and the number of words read."""
+    state, count, n = lanes.state, lanes.state.size, blocks.size
     if count == 0:
         return np.zeros(0, dtype=np.int64), state, 0
     rows = -(-n // count)
     block = np.full(rows * count, lookup.padding_block, dtype=np.uint64)
-    block[:n] = lookup.block[:n]
+    block[:n] = blocks
     block = block.reshape(rows, count)
     several_blocks = lookup.several_blocks or rows * count > n
     entries = np.empty((rows, count), dtype=np.int64)
@@ -501,12 +519,13 @@ def _decode_lanes(lanes: _Lanes, lookup: _Lookup, precision: int, n: int) -> tup
     return entries.ravel()[:n], state, read
 
 
-def _decode_serially(state: int, stack: list[int], lookup: _Lookup, precision: int, first: int, n: int) -> np.ndarray:
-    """The starter's symbols ``first .. n-1`` from its state and word stack; checks it ends empty."""
-    entries = np.empty(n - first, dtype=np.int64)
+def _decode_serially(state: int, stack: list[int], lookup: _Lookup, blocks: np.ndarray, precision: int) -> np.ndarray:
+    """The starter's symbols, whose tables start at ``blocks``, from its state and word stack;
+    checks that it ends where the encoder started."""
+    entries = np.empty(blocks.size, dtype=np.int64)
     slot_mask = (1 << precision) - 1
     step = lookup.scalar_step()
-    for i, block in enumerate(lookup.block[first:].tolist()):
+    for i, block in enumerate(blocks.tolist()):
         entries[i], freq, bias = step(block + (state & slot_mask))
         state = freq * (state >> precision) + bias
         if state < STATE_LOWER and stack:
