@@ -24,11 +24,15 @@ blocks, unit gains and no block-side byte.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import weakref
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+from nicbook import data
 from nicbook.codec.latents import check_capacity
 from nicbook.entropy import FrequencyTables, rans_decode, rans_encode
 from nicbook.entropy.rans import STREAM_FORMAT
@@ -78,6 +82,8 @@ _SIDE_TABLES = FrequencyTables.from_pmfs(
     escape_probability=2.0**-12,
 )
 _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+#: Changes whenever :func:`_stretched_table` would give other tables: older cache files are ignored.
+SCALED_TABLES_VERSION = 1
 
 
 def _stretched_table(frequencies: np.ndarray, offset: int, scale: float, precision: int):
@@ -99,18 +105,55 @@ def _stretched_table(frequencies: np.ndarray, offset: int, scale: float, precisi
 def scaled_tables(tables: FrequencyTables) -> FrequencyTables:
     """The model's ``C`` tables stretched by every scale of :data:`SCALES`: table ``c * len(SCALES) + j``
     is channel ``c`` at scale ``SCALES[j]`` (the unit scale reproduces the original table exactly).
-    Built once per tables object and cached."""
+
+    Building them takes about a third of a second, so they are kept per tables object and in the
+    user's cache folder (:func:`nicbook.data.cache_dir`), under a digest of the model's tables and
+    of how they are stretched; a cached file is used only if its contents match their own digest.
+    """
     if tables not in _CACHE:
-        built, offsets = [], []
-        for channel in range(tables.num_tables):
-            frequencies, offset = tables.table(channel), int(tables.offsets[channel])
-            for scale in SCALES:
-                table, first = _stretched_table(frequencies, offset, scale, tables.precision)
-                built.append(table)
-                offsets.append(first)
-        sizes = [table.size - 1 for table in built]
-        _CACHE[tables] = FrequencyTables(np.concatenate(built), sizes, offsets, tables.precision)
+        path = data.cache_dir() / "tables" / f"scaled-{_digest(tables.to_arrays())}.npz"
+        _CACHE[tables] = _read_cached(path) or _build_scaled(tables, path)
     return _CACHE[tables]
+
+
+def _digest(arrays: dict[str, np.ndarray]) -> str:
+    """SHA-256 of named arrays and of the stretching (scales, version of the construction)."""
+    digest = hashlib.sha256(repr((SCALES, SCALED_TABLES_VERSION)).encode())
+    for name in sorted(arrays):
+        array = np.ascontiguousarray(arrays[name])
+        digest.update(f"{name}:{array.dtype.str}:{array.shape}".encode() + array.tobytes())
+    return digest.hexdigest()[:32]
+
+
+def _read_cached(path: Path) -> FrequencyTables | None:
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            arrays = {name: stored[name] for name in stored.files if name != "digest"}
+            if str(stored["digest"]) != _digest(arrays):
+                return None
+        return FrequencyTables.from_arrays(arrays)
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def _build_scaled(tables: FrequencyTables, path: Path) -> FrequencyTables:
+    built, offsets = [], []
+    for channel in range(tables.num_tables):
+        frequencies, offset = tables.table(channel), int(tables.offsets[channel])
+        for scale in SCALES:
+            table, first = _stretched_table(frequencies, offset, scale, tables.precision)
+            built.append(table)
+            offsets.append(first)
+    scaled = FrequencyTables(np.concatenate(built), [table.size - 1 for table in built], offsets, tables.precision)
+    arrays = scaled.to_arrays()
+    buffer = io.BytesIO()
+    np.savez(buffer, digest=np.array(_digest(arrays)), **arrays)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data.write_atomically(path, buffer.getvalue())
+    except OSError:  # a read-only or full cache: build the tables again next time
+        pass
+    return scaled
 
 
 @dataclass(frozen=True)

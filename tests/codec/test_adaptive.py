@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from nicbook.codec.adaptive import SCALES, UNIT, choose_scales, decode, encode, scaled_tables
-from nicbook.entropy import decode_uvarint, encode_uvarint, rans_encode
+from nicbook.entropy import FrequencyTables, decode_uvarint, encode_uvarint, rans_encode
 from nicbook.errors import BitstreamError
 
 
@@ -136,3 +136,22 @@ def test_stretched_tables_are_built_from_integers_alone(laplace_tables):
     a, b = scaled_tables(first), scaled_tables(second)
     assert a is not b
     assert np.array_equal(a.frequencies, b.frequencies) and np.array_equal(a.offsets, b.offsets)
+
+
+def test_scaled_tables_are_kept_in_the_cache_folder_and_damaged_copies_are_rebuilt(laplace_tables, monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    tables = laplace_tables()
+    fresh = FrequencyTables.from_arrays(tables.to_arrays())  # a new object: not in memory yet
+    built = scaled_tables(fresh)
+    (stored,) = (tmp_path / "nicbook" / "tables").glob("scaled-*.npz")
+    again = scaled_tables(FrequencyTables.from_arrays(tables.to_arrays()))  # read from the file
+    assert again is not built and np.array_equal(again.frequencies, built.frequencies)
+    assert np.array_equal(again.offsets, built.offsets) and np.array_equal(again.sizes, built.sizes)
+    with np.load(stored) as arrays:  # the same digest, other frequencies: refused, rebuilt
+        damaged = {name: arrays[name] for name in arrays.files}
+    damaged["frequencies"] = damaged["frequencies"][::-1].copy()
+    np.savez(stored, **damaged)
+    rebuilt = scaled_tables(FrequencyTables.from_arrays(tables.to_arrays()))
+    assert np.array_equal(rebuilt.frequencies, built.frequencies)
+    stored.write_bytes(b"not a zip file")
+    assert np.array_equal(scaled_tables(FrequencyTables.from_arrays(tables.to_arrays())).frequencies, built.frequencies)
