@@ -35,9 +35,11 @@ CODEC_COLORS: Mapping[str, str] = {
     "AVIF": "#8c564b",
     "DCT coder": "#ff7f0e",
     "KLT coder": "#d62728",
-    "nicbook (factorized)": "#e377c2",
-    "nicbook (factorized, model tables)": "#f7b6d2",
+    "nicbook (factorized)": "#c51b7d",
+    "nicbook (factorized, model tables)": "#c51b7d",
 }
+#: Line styles where a colour is shared: the same codec in another mode.
+CODEC_LINESTYLES: Mapping[str, str] = {"nicbook (factorized, model tables)": "--"}
 
 _STYLE = {
     "figure.dpi": 100,
@@ -129,10 +131,15 @@ def rd_plot(
     title: str | None = "Rate–distortion",
     ylabel: str = "PSNR (dB, RGB)",
 ) -> plt.Axes:
-    """Plot ``{name: (bpps, psnrs)}`` as rate–distortion curves (bits per pixel against PSNR)."""
+    """Plot ``{name: (bpps, psnrs)}`` as rate–distortion curves (bits per pixel against PSNR).
+
+    With more than three curves the legend goes beside the axes (:func:`rd_legend`), where it
+    cannot hide a curve; call :func:`rd_legend` again after adding points of your own.
+    """
     use_style()
+    outside = len(curves) > 3
     if ax is None:
-        _, ax = plt.subplots(figsize=(6, 4.2))
+        _, ax = plt.subplots(figsize=(8.5 if outside else 6, 4.2))
     for name, (rates, qualities) in curves.items():
         order = np.argsort(rates)
         ax.plot(
@@ -142,13 +149,20 @@ def rd_plot(
             markersize=4,
             label=name,
             color=CODEC_COLORS.get(name),
+            linestyle=CODEC_LINESTYLES.get(name, "-"),
         )
     ax.set_xlabel("bits per pixel (bpp)")
     ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title)
-    ax.legend(frameon=False)
+    rd_legend(ax, outside)
     return ax
+
+
+def rd_legend(ax: plt.Axes, outside: bool = True) -> None:
+    """The legend of an RD plot: beside the axes (``outside``) or in the best place inside them."""
+    placement = {"loc": "upper left", "bbox_to_anchor": (1.02, 1.0)} if outside else {}
+    ax.legend(frameon=False, **placement)
 
 
 #: Text glyphs for the animation buttons, in place of the Font Awesome 4 icons that matplotlib's
