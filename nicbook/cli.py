@@ -87,7 +87,8 @@ def _decode(args) -> int:
     check_output(args.output)
     data = read_input(args.input)
     budget = codec.MEMORY_BUDGET if args.memory_budget is None else int(args.memory_budget * 2**30)
-    save_image(codec.decompress(data, _model_from_args(args, required=False), budget), args.output)
+    model = _model_from_args(args, required=False)
+    save_image(codec.decompress(data, model, budget, exact=args.exact), args.output)
     return 0
 
 
@@ -207,6 +208,10 @@ def _add_codec_commands(subparsers) -> None:
     decode = subparsers.add_parser("decode", help="decompress a .nic file into an image")
     decode.add_argument("input", help=".nic file")
     decode.add_argument("output", help="image file to write (PNG recommended)")
+    decode.add_argument(
+        "--exact", action="store_true",
+        help="run the synthesis in float64: about twice as slow, the same image for any thread count",
+    )
     decode.add_argument(
         "--memory-budget", type=float, metavar="GIB",
         help="refuse a file whose decoding would need more memory than this, in GiB "

@@ -136,6 +136,9 @@ def test_decode_refuses_a_file_over_its_memory_budget(capsys, tmp_path, checkpoi
     assert "memory budget of 0.1 GiB" in err and not (tmp_path / "out.png").exists()
     status, _, _ = run(capsys, *args, "--memory-budget", 1.5)
     assert status == 0
+    fast = load_image(tmp_path / "out.png")
+    status, _, _ = run(capsys, *args, "--exact")
+    assert status == 0 and np.abs(load_image(tmp_path / "out.png").astype(int) - fast).max() <= 1
     assert f"{codec.MEMORY_BUDGET / 2**30:g} GiB" in run_process("decode", "--help").stdout  # the help says the default
 
 

@@ -11,7 +11,8 @@ mean-scale model, a mean) in fixed point; the scale picks one of the Gaussian ta
 (:class:`~nicbook.nn.entropy_models.GaussianConditional`) and ``round(y - mean)`` is coded with it.
 Everything that selects a table is an integer computed exactly, so a file decodes to the same
 symbols on any machine, thread count or device; only the synthesis transform, which turns them
-into pixels, runs in floating point (float64, see :mod:`nicbook.codec`).
+into pixels, runs in floating point (float32, or float64 for an image that does not depend on
+the thread count: see :mod:`nicbook.codec`).
 """
 
 from __future__ import annotations

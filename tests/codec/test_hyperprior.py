@@ -64,8 +64,10 @@ def test_files_are_version_7_and_decode_to_the_encoders_symbols(model, image, en
 
 
 def test_reconstruction_is_the_synthesis_of_the_decoded_latents(model, image, encoded):
-    decoded = codec.decompress(encoded, model)
+    decoded = codec.decompress(encoded, model, exact=True)
     assert decoded.shape == image.shape and decoded.dtype == np.uint8
+    fast = codec.decompress(encoded, model)  # float32: a value may move by one level
+    assert np.abs(fast.astype(int) - decoded).max() <= 1 and np.mean(fast != decoded) <= 1e-3
     header, latents, _ = codec.decode_latents(encoded, model)
     with torch.no_grad():
         reference = copy.deepcopy(model.synthesis).double()(latents.latents()[None])[0]
