@@ -10,7 +10,7 @@ bits), so each symbol costs ``-log2(f / 2**precision)`` bits to within about ``2
 whatever the source. A state that started at its lower bound would waste 32 bits per lane, and
 one that started empty codes its first symbols well above their information (a small rANS state
 is a poor coder). So one serial lane, the *starter*, codes every ``stride``-th symbol of the
-message (:func:`starter_mask`) from the smallest state, the vectorised lanes the others, and
+message (:func:`starter_mask`) from a small state, the vectorised lanes the others, and
 each lane takes its initial state out of the starter, as 32 bits
 of its information ("bits back"): the decoder puts them back when the lanes are done, then
 decodes the starter's symbols. A lane then costs only its final state's rounding, about five
@@ -62,7 +62,10 @@ MAX_PRECISION = MAX_TABLE_PRECISION
 STATE_LOWER = 1 << 32  # a lane that has reached this stays in [STATE_LOWER, 2**64)
 WORD_BITS = 32
 WORD_MASK = (1 << WORD_BITS) - 1
-STARTER_INITIAL = 1
+#: The starter's initial state: large enough (2**precision at most) that every symbol it codes
+#: costs about its information. From a tiny state, a symbol whose cumulative frequency is 0 would
+#: cost nothing, and a long run of them would make a stream shorter than its information.
+STARTER_INITIAL = 1 << 16
 #: What a lane costs beyond its information, in bits, on average (its final state's rounding),
 #: and what a message costs (lengths, the starter's start and final state, byte padding).
 LANE_BITS = 5.5
@@ -294,10 +297,9 @@ def _starter_stride(bits: np.ndarray, lanes: int) -> int:
 
 
 def _encode_serially(freq: np.ndarray, start: np.ndarray, precision: int) -> tuple[int, list[int]]:
-    """One lane from state 1, symbols last to first: its final state and its words (a stack).
-
-    Starting at 1 rather than 0 keeps 0 out of every valid state, so a damaged stream cannot
-    decode into it and stay there unnoticed."""
+    """One lane from :data:`STARTER_INITIAL`, symbols last to first: its final state and its
+    words (a stack). A valid state is never 0, so a damaged stream cannot decode into 0 and stay
+    there unnoticed."""
     state, stack = STARTER_INITIAL, []
     shift = 64 - precision
     for f, c in zip(freq[::-1].tolist(), start[::-1].tolist()):
@@ -450,8 +452,10 @@ def rans_decode(
         if data:
             raise BitstreamError("rANS stream has data but no symbols were expected")
         return np.zeros(0, dtype=np.int64)
+    # A format-2 stream costs at least its information, less a few bits: a shorter one cannot
+    # hold its symbols (a forged count), and is refused before anything is allocated.
     needed = float(np.bincount(table_of, minlength=tables.num_tables) @ tables.cheapest_bits())
-    if needed > 8 * len(data) + STREAM_SLACK_BITS:
+    if stream_format == 2 and needed > 8 * len(data) + STREAM_SLACK_BITS:
         raise BitstreamError(
             f"rANS stream of {len(data)} bytes is too short for its {n} symbols, which need at least {needed:.0f} bits"
         )
