@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -139,7 +140,9 @@ def test_decode_refuses_a_file_over_its_memory_budget(capsys, tmp_path, checkpoi
     fast = load_image(tmp_path / "out.png")
     status, _, _ = run(capsys, *args, "--exact")
     assert status == 0 and np.abs(load_image(tmp_path / "out.png").astype(int) - fast).max() <= 1
-    assert f"{codec.MEMORY_BUDGET / 2**30:g} GiB" in run_process("decode", "--help").stdout  # the help says the default
+    default = f"{codec.MEMORY_BUDGET / 2**30:g} GiB"
+    assert default in run_process("decode", "--help").stdout  # the help and the README say the default
+    assert default in (Path(__file__).resolve().parents[1] / "README.md").read_text()
 
 
 def test_refined_encoding_needs_a_known_lambda(capsys, tmp_path, checkpoint, picture):
