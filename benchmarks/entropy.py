@@ -25,13 +25,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
 
 import numpy as np
 from scipy.stats import norm
 
 from nicbook.entropy import FrequencyTables, decode_uvarint, rans_decode, rans_encode
+from timing import alternate
 
 PRECISION = 16
 SEED = 2024
@@ -142,17 +141,6 @@ def constriction_coder(values, table_of, tables):
     compressed = encode()
     assert np.array_equal(decode(compressed), symbols), "constriction round trip failed"
     return encode, lambda: decode(compressed), 32 * int(compressed.size)
-
-
-def alternate(functions: dict, repeats: int) -> dict:
-    """Median seconds of each function, the functions called in turn ``repeats`` times."""
-    times = {name: [] for name in functions}
-    for _ in range(repeats):
-        for name, function in functions.items():
-            start = time.perf_counter()
-            function()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(seconds) for name, seconds in times.items()}
 
 
 def speeds(name, values, table_of, tables, repeats: int) -> dict:

@@ -8,6 +8,7 @@ are imported in pytest's importlib mode, so helpers shared between files live he
 from __future__ import annotations
 
 import os
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -98,3 +99,14 @@ def tiny_config():
         return TrainConfig(**{**options, **changes})
 
     return make
+
+
+@pytest.fixture(scope="session")
+def with_crc():
+    """``with_crc(body, byteorder="big")``: a file body (without its CRC) with a valid CRC-32
+    appended, as a forger would (``.nic`` files are big-endian, block-coder streams little)."""
+
+    def append(body: bytes, byteorder: str = "big") -> bytes:
+        return body + zlib.crc32(body).to_bytes(4, byteorder)
+
+    return append

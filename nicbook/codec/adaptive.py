@@ -33,9 +33,9 @@ from pathlib import Path
 import numpy as np
 
 from nicbook import data
-from nicbook.codec.latents import check_capacity
+from nicbook.codec.container import arrays_digest
 from nicbook.entropy import FrequencyTables, rans_decode, rans_encode
-from nicbook.entropy.rans import STREAM_FORMAT
+from nicbook.entropy.rans import STREAM_FORMAT, check_capacity
 from nicbook.entropy.bits import decode_uvarint, encode_uvarint
 from nicbook.entropy.pmf import quantize_pmf
 from nicbook.errors import BitstreamError
@@ -118,11 +118,8 @@ def scaled_tables(tables: FrequencyTables) -> FrequencyTables:
 
 def _digest(arrays: dict[str, np.ndarray]) -> str:
     """SHA-256 of named arrays and of the stretching (scales, version of the construction)."""
-    digest = hashlib.sha256(repr((SCALES, SCALED_TABLES_VERSION)).encode())
-    for name in sorted(arrays):
-        array = np.ascontiguousarray(arrays[name])
-        digest.update(f"{name}:{array.dtype.str}:{array.shape}".encode() + array.tobytes())
-    return digest.hexdigest()[:32]
+    stretching = hashlib.sha256(repr((SCALES, SCALED_TABLES_VERSION)).encode())
+    return arrays_digest(arrays, stretching).hexdigest()[:32]
 
 
 def _read_cached(path: Path) -> FrequencyTables | None:

@@ -23,7 +23,10 @@ from __future__ import annotations
 import hashlib
 import struct
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
+
+import numpy as np
 
 from torch import nn
 
@@ -108,12 +111,19 @@ def weights_hash(model: nn.Module) -> bytes:
     Written into ``.nic`` files so a decoder can tell that it holds the encoder's exact weights
     and coding tables.
     """
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        array = tensor.detach().cpu().contiguous().numpy()
+    arrays = {name: tensor.detach().cpu().numpy() for name, tensor in model.state_dict().items()}
+    return arrays_digest(arrays).digest()[:8]
+
+
+def arrays_digest(arrays: Mapping[str, np.ndarray], digest: hashlib._Hash | None = None) -> hashlib._Hash:
+    """SHA-256 over named arrays in name order (each name, dtype and shape, then the values),
+    continuing ``digest`` if one is given: equal arrays give equal digests on every machine."""
+    digest = hashlib.sha256() if digest is None else digest
+    for name, array in sorted(arrays.items()):
+        array = np.asarray(array, order="C")  # keeps 0-d arrays 0-d
         digest.update(f"{name}:{array.dtype.str}:{array.shape}".encode())
         digest.update(array.tobytes())
-    return digest.digest()[:8]
+    return digest
 
 
 def pack(

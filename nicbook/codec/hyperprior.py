@@ -22,11 +22,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from nicbook.codec.latents import check_capacity
 from nicbook.codec.latents import decode as decode_static
 from nicbook.codec.latents import encode as encode_static
 from nicbook.entropy import decode_uvarint, encode_uvarint, rans_decode, rans_encode
-from nicbook.entropy.rans import STREAM_FORMAT
+from nicbook.entropy.rans import STREAM_FORMAT, check_capacity
 from nicbook.errors import BitstreamError
 from nicbook.nn.integer import ACTIVATION_BITS, IntegerHyperSynthesis
 from nicbook.nn.models import ScaleHyperprior

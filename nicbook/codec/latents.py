@@ -1,7 +1,8 @@
 """Coding a factorized model's integer latents with its own tables, one table per channel.
 
-This is the static coder of format version 5 (1 with the rANS coder's format 1) and the check every latent decoder makes first: a
-payload cannot be shorter than its symbols' least possible information (:func:`check_capacity`).
+This is the static coder of format version 5 (1 with the rANS coder's format 1). Like every
+latent decoder, it first checks that the payload is not shorter than its symbols' least
+possible information (:func:`nicbook.entropy.rans.check_capacity`), before allocating anything.
 """
 
 from __future__ import annotations
@@ -9,31 +10,16 @@ from __future__ import annotations
 import numpy as np
 
 from nicbook.entropy import FrequencyTables, rans_decode, rans_encode
-from nicbook.entropy.rans import STREAM_FORMAT, STREAM_SLACK_BITS
+from nicbook.entropy.rans import STREAM_FORMAT, check_capacity
 from nicbook.errors import BitstreamError
 
-__all__ = ["channel_indices", "check_capacity", "decode", "encode"]
+__all__ = ["channel_indices", "decode", "encode"]
 
 
 def channel_indices(shape: tuple[int, int, int]) -> np.ndarray:
     """The table (= channel) of every symbol of a latent block ``(C, h, w)`` in C order."""
     channels, height, width = shape
     return np.repeat(np.arange(channels, dtype=np.int64), height * width)
-
-
-def check_capacity(payload_bytes: int, symbol_counts: np.ndarray, tables: FrequencyTables, what: str) -> None:
-    """Refuse a payload too short for the symbols it claims, before anything is decoded or allocated.
-
-    ``symbol_counts[t]`` symbols are coded with table ``t``; every symbol costs at least its table's
-    cheapest symbol (:meth:`~nicbook.entropy.FrequencyTables.cheapest_bits`), so a small payload
-    cannot stand for a huge latent tensor (a forged header).
-    """
-    needed = float((tables.cheapest_bits() * symbol_counts).sum())
-    if needed > 8 * payload_bytes + STREAM_SLACK_BITS:
-        raise BitstreamError(
-            f"the payload of {payload_bytes} bytes is too short for {what}, which need at least "
-            f"{needed:.0f} bits: corrupt or forged file"
-        )
 
 
 def encode(symbols: np.ndarray, tables: FrequencyTables) -> bytes:

@@ -216,9 +216,9 @@ def _escape_codes(values: np.ndarray, low: np.ndarray, high: np.ndarray) -> tupl
 def _read_escapes(reader: BitReader, low: np.ndarray, high: np.ndarray, max_distance: int) -> np.ndarray:
     values = np.empty(low.size, dtype=np.int64)
     int64 = np.iinfo(np.int64)
+    too_far = "an escaped value lies farther from its table's range than the format allows"
     for i, (lo, hi) in enumerate(zip(low.tolist(), high.tolist())):
         above = reader.read(1)
-        too_far = "an escaped value lies farther from its table's range than the format allows"
         distance = _read_gamma(reader, max_distance.bit_length() + 1, too_far) - 1
         if distance > max_distance:
             raise BitstreamError(f"corrupt rANS stream: {too_far}")
@@ -254,12 +254,7 @@ def rans_encode(values: ArrayLike, table_indices: ArrayLike, tables: FrequencyTa
     stride = _starter_stride(bits, lanes)
     starter_positions = starter_mask(n, stride)
     starter, stack = _encode_serially(freq[starter_positions], start[starter_positions], tables.precision)
-    initial = np.empty(lanes, dtype=np.uint64)
-    for lane in range(lanes):  # bits back: each lane's initial state is 32 bits of the starter
-        initial[lane] = STATE_LOWER | starter & WORD_MASK
-        starter >>= WORD_BITS
-        if starter < STATE_LOWER and stack:
-            starter = starter << WORD_BITS | stack.pop()
+    starter, initial = _take_initial_states(starter, stack, lanes)
     lane_positions = ~starter_positions
     final, words = _encode_lanes(freq[lane_positions], start[lane_positions], tables.precision, initial)
     parts = [_state_codes(np.array([starter], dtype=np.uint64), 7, 0), _state_codes(final, 5, 33), escape_codes]
@@ -289,11 +284,34 @@ def _starter_stride(bits: np.ndarray, lanes: int) -> int:
     n = bits.size
     needed = WORD_BITS * lanes + 64
     shortest = max(2, -(-n // MAX_STARTER))
-    longest = max(shortest, n // max(lanes, 1))
+    longest = max(shortest, n // lanes)
     stride = int(np.clip(float(bits.sum()) / (2 * needed), shortest, longest))
     while stride > shortest and bits[stride - 1 :: stride].sum() < needed:
         stride = max(shortest, stride // 2)
     return stride
+
+
+def _take_initial_states(starter: int, stack: list[int], lanes: int) -> tuple[int, np.ndarray]:
+    """Bits back: each lane's initial state is ``2**32`` plus 32 bits decoded out of the starter
+    (a uniform 32-bit symbol, refilling from its word stack). Returns the starter's state after."""
+    initial = np.empty(lanes, dtype=np.uint64)
+    for lane in range(lanes):
+        initial[lane] = STATE_LOWER | starter & WORD_MASK
+        starter >>= WORD_BITS
+        if starter < STATE_LOWER and stack:
+            starter = starter << WORD_BITS | stack.pop()
+    return starter, initial
+
+
+def _give_back_initial_states(starter: int, stack: list[int], initial: np.ndarray) -> int:
+    """The inverse of :func:`_take_initial_states`: codes the lanes' initial states back into
+    the starter, last lane first, shedding words onto ``stack``. Returns the starter's state."""
+    for bits in (initial & _U64(WORD_MASK)).tolist()[::-1]:
+        if starter >> WORD_BITS:
+            stack.append(starter & WORD_MASK)
+            starter >>= WORD_BITS
+        starter = starter << WORD_BITS | bits
+    return starter
 
 
 def _encode_serially(freq: np.ndarray, start: np.ndarray, precision: int) -> tuple[int, list[int]]:
@@ -418,8 +436,7 @@ def _parse_format_2(data: bytes, n: int) -> _Lanes:
     most = min(most_lanes(n), (8 * side_bytes) // 37)
     if not fewest_lanes(n) <= lanes <= most:
         raise BitstreamError(f"rANS stream declares {lanes} lanes for {n} symbols in {len(data)} bytes")
-    starter_symbols = n // stride if stride else 0
-    if stride < 1 + bool(lanes) or starter_symbols > MAX_STARTER:
+    if stride < 1 + bool(lanes) or n // stride > MAX_STARTER:
         raise BitstreamError(f"rANS stream declares a starter stride of {stride} for {n} symbols and {lanes} lanes")
     if position + side_bytes > len(data) or (len(data) - position - side_bytes) % 4:
         raise BitstreamError("rANS stream truncated")
@@ -428,6 +445,21 @@ def _parse_format_2(data: bytes, n: int) -> _Lanes:
     starter = _read_state(side, 7, 0)
     state = np.array([_read_state(side, 5, 33) for _ in range(lanes)], dtype=np.uint64)
     return _Lanes(state, words, STATE_LOWER, WORD_BITS, side, stride, starter)
+
+
+def check_capacity(payload_bytes: int, symbol_counts: np.ndarray, tables: FrequencyTables, what: str) -> None:
+    """Refuse a payload too short for the symbols it claims, before anything is decoded or allocated.
+
+    ``symbol_counts[t]`` symbols are coded with table ``t``; every symbol costs at least its table's
+    cheapest symbol (:meth:`~nicbook.entropy.FrequencyTables.cheapest_bits`), so a small payload
+    cannot stand for a huge message (a forged header).
+    """
+    needed = float((tables.cheapest_bits() * symbol_counts).sum())
+    if needed > 8 * payload_bytes + STREAM_SLACK_BITS:
+        raise BitstreamError(
+            f"the payload of {payload_bytes} bytes is too short for {what}, which need at least "
+            f"{needed:.0f} bits: corrupt or forged file"
+        )
 
 
 def rans_decode(
@@ -452,13 +484,8 @@ def rans_decode(
         if data:
             raise BitstreamError("rANS stream has data but no symbols were expected")
         return np.zeros(0, dtype=np.int64)
-    # A format-2 stream costs at least its information, less a few bits: a shorter one cannot
-    # hold its symbols (a forged count), and is refused before anything is allocated.
-    needed = float(np.bincount(table_of, minlength=tables.num_tables) @ tables.cheapest_bits())
-    if stream_format == 2 and needed > 8 * len(data) + STREAM_SLACK_BITS:
-        raise BitstreamError(
-            f"rANS stream of {len(data)} bytes is too short for its {n} symbols, which need at least {needed:.0f} bits"
-        )
+    if stream_format == 2:  # it costs at least its information, less a few bits
+        check_capacity(len(data), np.bincount(table_of, minlength=tables.num_tables), tables, f"its {n} symbols")
     lookup = _Lookup(tables, table_of)
     if stream_format == 1:
         lanes = _parse_format_1(data, n)
@@ -473,12 +500,7 @@ def rans_decode(
         if np.any(state >> _U64(WORD_BITS) != 1):
             raise BitstreamError("corrupt rANS stream: a lane does not end in an initial state")
         stack = lanes.words[read:].tolist()
-        starter = lanes.starter
-        for initial in (state & _U64(WORD_MASK)).tolist()[::-1]:  # bits back into the starter
-            if starter >> WORD_BITS:
-                stack.append(starter & WORD_MASK)
-                starter >>= WORD_BITS
-            starter = starter << WORD_BITS | initial
+        starter = _give_back_initial_states(lanes.starter, stack, state)
         entry[starter_positions] = _decode_serially(starter, stack, lookup, lookup.block[starter_positions], tables.precision)
     local = entry - tables.starts[table_of]
     values = tables.offsets[table_of] + local

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import struct
-import zlib
-
 import numpy as np
 import pytest
 
@@ -34,16 +31,6 @@ def encoded(model, image) -> bytes:
 def static_encoded(model, image) -> bytes:
     """The crop coded with the model's own tables (format version 5)."""
     return compress(image, model, adaptive=False)
-
-
-@pytest.fixture(scope="session")
-def with_crc():
-    """``with_crc(body)``: a file body (without its CRC) with a valid CRC-32 appended, as a forger would."""
-
-    def append(body: bytes) -> bytes:
-        return body + struct.pack(">I", zlib.crc32(body))
-
-    return append
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from nicbook.codec import decode_latents, latents
+from nicbook.entropy import rans
 from nicbook.errors import BitstreamError
 
 
@@ -43,9 +44,9 @@ def test_a_payload_too_short_for_its_latents_is_refused_before_decoding(laplace_
         latents.decode(data, (5, 8, 8), tables)
     cheapest = tables.cheapest_bits()  # the least any symbol of each table can cost
     need = float(cheapest.sum() * 10_000)
-    latents.check_capacity(int(need // 8) + 1, np.full(4, 10_000), tables, "latents")
+    rans.check_capacity(int(need // 8) + 1, np.full(4, 10_000), tables, "latents")
     with pytest.raises(BitstreamError, match="too short for 10 latents"):
-        latents.check_capacity(0, np.full(4, 10_000), tables, "10 latents")
+        rans.check_capacity(0, np.full(4, 10_000), tables, "10 latents")
 
 
 def test_payload_size_follows_the_model_s_rate_estimate(model, static_encoded):
