@@ -7,6 +7,9 @@
 - Each page's scripts are listed once: sphinx-thebe and sphinx-togglebutton register their inline
   configuration more than once (as ``None`` and as ``""`` file names), and a repeated ``const``
   declaration is a JavaScript error in the browser.
+- Exercises (and any other numbered figure, table or code block) are numbered per chapter: 4.3 is
+  chapter 4's third. The book's table of contents is not ``numbered`` (that would number every
+  heading), so Sphinx would count them across the whole book instead.
 """
 
 from __future__ import annotations
@@ -81,8 +84,28 @@ def arrange_scripts(app, pagename, templatename, context, doctree) -> None:
     context["script_files"] = unique
 
 
+def number_per_chapter(app, env) -> list[str]:
+    """Renumber what Sphinx numbered across the book as ``(chapter, k)``, the chapter being the
+    page's place in the root page's table of contents and ``k`` its order within the page.
+
+    Runs on ``env-get-updated`` after Sphinx's own numbering, which builds ``env.toc_fignumbers``
+    afresh on every build. Sphinx rewrites only the pages whose own numbers changed, but pages
+    refer to other pages' exercises (the instructor guide lists them all), so when these numbers
+    differ from the last build's every page is written again.
+    """
+    for chapter, docname in enumerate(env.toctree_includes.get(app.config.root_doc, []), start=1):
+        for numbers in env.toc_fignumbers.get(docname, {}).values():
+            for k, node_id in enumerate(sorted(numbers, key=numbers.get), start=1):
+                numbers[node_id] = (chapter, k)
+    if env.toc_fignumbers == getattr(env, "nicbook_fignumbers", None):
+        return []
+    env.nicbook_fignumbers = env.toc_fignumbers
+    return sorted(env.found_docs)
+
+
 def setup(app) -> dict[str, Any]:
     app.connect("builder-inited", check_offline_assets)
     app.connect("html-page-context", arrange_scripts, priority=900)
     app.connect("build-finished", copy_offline_assets)
+    app.connect("env-get-updated", number_per_chapter, priority=900)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -112,9 +112,7 @@ def _info(args) -> int:
     try:
         _, symbols, model = codec.decode_latents(data, _model_from_args(args, required=False))
         if isinstance(symbols, codec.HyperLatents):
-            side_bits = float(model.hyper_entropy_model.channel_bits(symbols.side_symbols).sum())
-            tables = model.conditional.tables
-            latent_bits = float(tables.information_bits(symbols.symbols, symbols.table_indices).sum())
+            side_bits, latent_bits = codec.hyperprior.estimated_bits(model, symbols)
             info.update(
                 side_bytes=symbols.side_bytes, latent_bytes=symbols.latent_bytes,
                 estimated_side_bits=round(side_bits, 1), estimated_latent_bits=round(latent_bits, 1),

@@ -25,7 +25,7 @@ from nicbook.errors import NicbookError
 from nicbook.metrics import bpp, psnr
 
 if TYPE_CHECKING:
-    from nicbook.nn.models import FactorizedPrior
+    from nicbook.nn.models import FactorizedPrior, ScaleHyperprior
 
 __all__ = [
     "Codec",
@@ -142,22 +142,29 @@ def coded_point(
 
 
 def neural_records(
-    models: Sequence[FactorizedPrior],
+    models: Sequence[FactorizedPrior | ScaleHyperprior],
     images: Sequence[np.ndarray],
     names: Sequence[str] | None = None,
     progress: bool = False,
 ) -> dict[str, list[dict]]:
     """Every model's ``.nic`` files of every image, measured: ``{model.name: one record per image}``.
 
-    Each image is coded twice, with tables fitted to it (the default of
+    A factorized model codes each image twice, with tables fitted to it (the default of
     :func:`nicbook.codec.compress`) and with the model's own tables (``adaptive=False``). A record
     holds ``image`` (its name), ``bytes`` and ``bpp`` of the fitted file, ``static_bpp`` and
     ``file_bits`` of the other, ``psnr`` and ``decoded`` (the decoded image, the same from either
     file), the integer latents ``symbols``, and the payload bits of both files
     (``adaptive_payload_bits``, ``payload_bits``) beside ``estimate_bits``, the model's rate
     estimate ``-Σ log2 P`` of the latents.
+
+    A hyperprior model writes one file per image, whose numbers fill both sets of fields;
+    ``symbols`` is then its :class:`~nicbook.codec.hyperprior.HyperLatents`, and the record adds
+    the payload bits of the side information and of the latents apart (``side_bits``,
+    ``latent_bits``) and the model's estimate of each (``side_estimate_bits``,
+    ``latent_estimate_bits``).
     """
     from nicbook import codec  # torch is loaded only when neural models are measured
+    from nicbook.nn.models import ScaleHyperprior
 
     if len(images) == 0:
         raise ValueError("need at least one image to measure a model")
@@ -170,6 +177,9 @@ def neural_records(
             raise ValueError(f"two models are named {model.name!r}: records are keyed by name")
         records = []
         for name, image in zip(names, images):
+            if isinstance(model, ScaleHyperprior):
+                records.append(_hyperprior_record(model, image, name))
+                continue
             fitted = codec.compress(image, model)
             static = codec.compress(image, model, adaptive=False)
             header, symbols, _ = codec.decode_latents(static, model)
@@ -189,6 +199,34 @@ def neural_records(
             })
         results[model.name] = records
     return results
+
+
+def _hyperprior_record(model, image: np.ndarray, name: str) -> dict:
+    """:func:`neural_records`' record of one image's file written by a hyperprior model."""
+    from nicbook import codec
+
+    data = codec.compress(image, model)
+    header, latents, _ = codec.decode_latents(data, model)
+    decoded = codec.reconstruct(header, latents, model)
+    side_estimate, latent_estimate = codec.hyperprior.estimated_bits(model, latents)
+    payload_bits = 8 * header.payload_length
+    return {
+        "image": name,
+        "bytes": len(data),
+        "bpp": bpp(data, image.shape),
+        "static_bpp": bpp(data, image.shape),
+        "psnr": psnr(image, decoded),
+        "decoded": decoded,
+        "symbols": latents,
+        "file_bits": 8 * len(data),
+        "payload_bits": payload_bits,
+        "adaptive_payload_bits": payload_bits,
+        "side_bits": 8 * latents.side_bytes,
+        "latent_bits": 8 * latents.latent_bytes,
+        "side_estimate_bits": side_estimate,
+        "latent_estimate_bits": latent_estimate,
+        "estimate_bits": side_estimate + latent_estimate,
+    }
 
 
 def folder_images(folder: str | Path) -> list[Path]:

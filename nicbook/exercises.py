@@ -43,6 +43,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from scipy import special
 
 from nicbook import deadzone, metrics
 from nicbook.entropy import HuffmanCode, cross_entropy, information_content
@@ -162,17 +163,18 @@ def _explain(error: Exception, args) -> str:
     """The exception's text, with what it usually means for an exercise."""
     text = str(error) or "(no message)"
     lowered = text.lower()
-    arrays = any(isinstance(arg, np.ndarray) or type(arg).__module__.startswith("torch") for arg in args)
-    if arrays and isinstance(error, TypeError) and any(
-        phrase in lowered
-        for phrase in ("only length-1", "0-dimensional", "size-1", "must be real number", "only one element")
-    ):
+    tensors = any(type(arg).__module__.startswith("torch") for arg in args)
+    several = tensors or any(isinstance(arg, np.ndarray) for arg in args)
+    arrays, module = ("tensors", "torch") if tensors else ("arrays", "np")
+    scalar_only = ("only length-1", "0-dimensional", "size-1", "must be real number", "only one element")
+    if several and isinstance(error, (TypeError, ValueError)) and any(phrase in lowered for phrase in scalar_only):
         return (
-            f"{text}. Your function must accept whole arrays, not only single numbers (math.log2, "
-            "math.sqrt... take one number; use np.log2, np.sqrt...)"
+            f"{text}. Your function must accept whole {arrays}, not only single numbers (math.log2, "
+            f"math.sqrt... take one number; use {module}.log2, {module}.sqrt...)"
         )
-    if "truth value of an array" in lowered or "bool value of tensor" in lowered:
-        return f"{text}. `if`, `and`, `or` and `max` on a whole array are ambiguous: use np.where or a boolean mask"
+    if "truth value of an array" in lowered or "boolean value of tensor" in lowered:
+        return (f"{text}. `if`, `and`, `or` and `max` on whole {arrays} are ambiguous: use {module}.where or a "
+                "boolean mask")
     if isinstance(error, ZeroDivisionError):
         return f"{text}. Which input makes a denominator zero? Handle that case on its own"
     return text
@@ -211,7 +213,9 @@ def _displays_results() -> bool:
 
 
 def _show(value) -> str:
-    """A learner's value as they would write it: numbers plainly, anything else as its repr."""
+    """A learner's value as they would write it: numbers and truth values plainly, anything else as its repr."""
+    if isinstance(value, (bool, np.bool_)):
+        return str(value)
     try:
         return f"{float(value):.6g}"
     except (TypeError, ValueError):
@@ -225,7 +229,7 @@ def _describe(value) -> str:
     if shape is not None and len(shape) > 0:
         return f"{'a tensor' if type(value).__module__.startswith('torch') else 'an array'} of shape {tuple(shape)}"
     if isinstance(value, (list, tuple)):
-        return f"a {type(value).__name__} of {len(value)} items"
+        return f"a {type(value).__name__} of {len(value)} item{'' if len(value) == 1 else 's'}"
     return f"{type(value).__name__} {_show(value)}"
 
 
@@ -340,12 +344,15 @@ def _information_cases(learner: _Learner) -> str:
         if wrong.size:
             i = int(wrong[0])
             q, value, want = float(p.flat[i]), float(values.flat[i]), float(expected.flat[i])
-            if q == 0:
-                hint = (" (an impossible symbol costs infinitely many bits: do not clip p; -np.log2(0) is inf, "
-                        "and np.errstate(divide='ignore') silences its warning)")
-            else:
-                slips = {"is the logarithm base 2?": want * np.log(2), "mind the sign: −log₂ p ≥ 0": -want}
-                hint = _hint(value, 1e-6, slips)
+            slips = {"is the logarithm base 2?": want * np.log(2), "mind the sign: −log₂ p ≥ 0": -want}
+            hint = _hint(value, 1e-6, slips)
+            if q == 0 and value == 0:
+                hint = (" (0 · log 0 = 0 is a convention of entropy sums; the information of an impossible symbol "
+                        "itself is infinite: -np.log2(0) is inf)")
+            elif not hint and 0 <= value < want and (q == 0 or 2.0**-value < q + 1e-3):  # p raised a little
+                hint = (" (is p clipped, or a small ε added? That lowers the information of rare symbols, and an "
+                        "impossible symbol costs infinitely many bits: -np.log2(0) is inf, and "
+                        "np.errstate(divide='ignore') silences its warning)")
             raise _Failed(f"for p={q:.6g} (in {description}) expected {want:.6f} bits, got {_show(value)}{hint}")
     return "−log₂ p is right for arrays of probabilities, for p = 1 and for p = 0"
 
@@ -444,12 +451,17 @@ def _judge_klt(got, blocks: np.ndarray, description: str) -> None:
         guess = {
             (k,): " (the eigenvalues? the basis is the eigenvectors)",
             blocks.shape: " (the transformed data? the basis is the eigenvectors)",
+            (len(blocks),) * 2: " (a covariance over the samples? np.cov takes each row as one variable: pass "
+            "rowvar=False for the covariance of the k columns)",
         }.get(basis.shape, "")
         raise _Failed(f"for {description} expected a ({k}, {k}) basis, got {_describe(got)}{guess}")
     gram = basis @ basis.T
     if not np.allclose(gram, np.eye(k), atol=1e-6):
         deviation = np.abs(gram - np.eye(k)).max()
-        raise _Failed(f"for {description} the rows are not orthonormal: basis @ basis.T is {deviation:.3g} away from I")
+        hint = " (the covariance matrix itself? The basis is its eigenvectors)" if np.allclose(basis, basis.T) else ""
+        raise _Failed(
+            f"for {description} the rows are not orthonormal: basis @ basis.T is {deviation:.3g} away from I{hint}"
+        )
     centred = blocks - blocks.mean(axis=0)
     best = energy_compaction(centred @ learn_klt_basis(blocks).T)
 
@@ -497,9 +509,15 @@ def _zigzag_cases(learner: _Learner, sizes: tuple[int, ...]) -> str:
     rng = _fresh_rng()
     others = [n for n in range(2, 13) if n not in sizes]
     hidden = [int(n) for n in rng.choice(others, size=min(2, len(others)), replace=False)]
-    for n in (*sizes, *hidden):
-        label = f"n={n}" if n in sizes else f"n={n} (a hidden size)"
-        _judge_zigzag(learner(label, n), n, label)
+    for n in sizes:
+        _judge_zigzag(learner(f"n={n}", n), n, f"n={n}")
+    for n in hidden:
+        label = f"n={n} (a hidden size)"
+        try:
+            _judge_zigzag(learner(label, n), n, label)
+        except _Failed as failure:
+            raise _Failed(f"{failure} (the sizes shown pass, this one does not: does your function work out the "
+                          "order for any n, odd or even, or return one pasted for the sizes shown?)") from None
     return f"the order is right for block sizes {', '.join(map(str, sizes))} and for hidden sizes"
 
 
@@ -636,10 +654,63 @@ def _rate_cases(learner: _Learner) -> str:
                 "that is the mean over latents, bits per latent: sum the bits of all latents, then divide by "
                 "num_pixels": float(bits.mean()),
                 "that is the total number of bits: divide by num_pixels": float(bits.sum()),
+                "that is divided by the batch size twice: num_pixels counts the pixels of all images in the batch, "
+                "so divide the sum over the whole batch by it, without a mean over images": expected / shape[0],
                 "mind the sign: the likelihoods are ≤ 1, so −log₂ p ≥ 0": -expected,
             })
             raise _Failed(f"for {description} expected {expected:.5f} bpp, got {_show(got)}{hint}")
     return f"bits per pixel are right for all {len(shapes)} batches"
+
+
+def check_gaussian_bits(
+    my_bits: Callable[[np.ndarray, np.ndarray], np.ndarray], *, time_limit: float | None = DEFAULT_TIME_LIMIT
+) -> CheckResult:
+    """``my_bits(symbols, scales)``: ``−log2 P(k)`` of integer symbols ``k`` under zero-mean Gaussians
+    of the given scales, ``P(k) = Φ((k + ½)/σ) − Φ((k − ½)/σ)``, element by element (the rate of a
+    hyperprior's latents, chapter 9)."""
+    return _run("bits under a Gaussian", "check_gaussian_bits", _gaussian_bits_cases, my_bits, time_limit)
+
+
+def _gaussian_bits(symbols: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    """``−log2 P(k)`` computed in the lower tail, ``P(k) = P(−|k|)``, where no digit cancels."""
+    k = -np.abs(np.asarray(symbols, dtype=np.float64))
+    scales = np.asarray(scales, dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        return -np.log2(special.ndtr((k + 0.5) / scales) - special.ndtr((k - 0.5) / scales))
+
+
+def _gaussian_bits_cases(learner: _Learner) -> str:
+    rng = _fresh_rng()
+    shape = tuple(int(v) for v in rng.integers(2, 9, 2))
+    cases = [
+        ("symbols and scales of shape (6,)", np.array([0, 1, -1, 3, -4, 2]), np.array([1.0, 0.5, 2.0, 3.0, 1.5, 0.3])),
+        (f"symbols and scales of shape {shape}", rng.integers(-8, 9, shape), rng.uniform(0.2, 10.0, shape)),
+        ("symbols far in the upper tail", np.array([9, 12, 20, -12]), np.array([1.0, 1.0, 2.0, 1.0])),
+    ]
+    for description, symbols, scales in cases:
+        got = learner(description, symbols.copy(), scales.copy())
+        expected = _gaussian_bits(symbols, scales)
+        values = _array(got)
+        if values is None or values.shape != symbols.shape:
+            raise _Failed(
+                f"for {description} your function returned {_describe(got)}: expected an array of shape "
+                f"{symbols.shape}, the bits of each symbol"
+            )
+        wrong = np.flatnonzero(~np.isclose(values, expected, rtol=1e-6, atol=1e-9).ravel())
+        if wrong.size:
+            i = int(wrong[0])
+            k, scale, value, want = int(symbols.flat[i]), float(scales.flat[i]), float(values.flat[i]), float(expected.flat[i])
+            hint = _hint(value, 1e-6, {
+                "is the logarithm base 2?": want * np.log(2),
+                "mind the sign: −log₂ P ≥ 0": -want,
+                "P(k) is the mass of the bin from k − ½ to k + ½, not the density at k": -np.log2(
+                    np.exp(-0.5 * (k / scale) ** 2) / (scale * np.sqrt(2 * np.pi))),
+            })
+            if not hint and k > 5 * scale:  # deep in the upper tail
+                hint = (" (far in the upper tail both values of Φ round to 1 and their difference loses every "
+                        "digit: the density is symmetric, so compute P(−|k|) in the lower tail)")
+            raise _Failed(f"for k={k}, σ={scale:.4g} (in {description}) expected {want:.6f} bits, got {_show(value)}{hint}")
+    return "the bits are right for arrays of symbols and scales, far tails included"
 
 
 def check_operating_point(my_choice: Callable, *, time_limit: float | None = DEFAULT_TIME_LIMIT) -> CheckResult:
@@ -656,8 +727,8 @@ def _operating_point_cases(learner: _Learner) -> str:
         distortions = np.sort(rng.uniform(2.0, 300.0, count))[::-1] * rng.uniform(0.9, 1.1, count)
         lmbda = float(10 ** rng.uniform(-3, -1))
         description = f"case {case + 1} ({count} points, λ = {lmbda:.4g})"
-        index = _index(learner(description, rates.copy(), distortions.copy(), lmbda), description)
         costs = rates + lmbda * distortions
+        index = _index(learner(description, rates.copy(), distortions.copy(), lmbda), description, costs)
         expected = int(np.argmin(costs))
         if index != expected:
             swapped = int(np.argmin(distortions + lmbda * rates))
@@ -670,17 +741,25 @@ def _operating_point_cases(learner: _Learner) -> str:
     return "the cheapest point is found for 20 random curves and λ"
 
 
-def _index(got, description: str) -> int:
-    """The learner's integer index; a float, a bool or an array is refused with a message."""
+def _index(got, description: str, costs: np.ndarray) -> int:
+    """The learner's integer index of one of ``costs``; a float (even a whole one), a bool or an array
+    is refused with a message that names it."""
     values = None if isinstance(got, (bool, np.bool_)) else _array(got, None)
-    if values is not None and values.shape == () and np.issubdtype(values.dtype, np.integer):
+    scalar = values is not None and values.shape == ()
+    if scalar and np.issubdtype(values.dtype, np.integer):
         return int(values)
-    if values is not None and values.shape == () and np.issubdtype(values.dtype, np.floating):
-        kind = f"the float {float(values)!r}"
+    if scalar and np.issubdtype(values.dtype, np.floating):
+        number = float(values)
+        kind = f"the float {number!r}"
+        if number.is_integer():
+            hint = "int(...) converts a whole float; np.argmin returns an integer"
+        elif _close(number, float(costs.min()), 1e-9):
+            hint = "that is the lowest cost R + λD itself: return the index of its point, np.argmin"
+        else:
+            hint = f"{number!r} is no point's index: the points are numbered 0 to {len(costs) - 1}"
     else:
-        kind = _describe(got)
-    raise _Failed(f"for {description} your function returned {kind}: expected an integer index of a point "
-                  "(np.argmin returns one; int(...) converts a float)")
+        kind, hint = _describe(got), "np.argmin returns one"
+    raise _Failed(f"for {description} your function returned {kind}: expected the integer index of a point ({hint})")
 
 
 # --------------------------------------------------------------------------- grading a notebook

@@ -89,14 +89,16 @@ def training_record(run_dir: str | os.PathLike[str]) -> dict:
 
     Returns ``steps`` (all optimiser steps, fine-tunes included), ``training_hours`` (wall time
     of the training loops, summed from the logs) and ``recipe``: one line per run, oldest first,
-    with its λ, steps, starting point and (when not the default 0) seed.
+    with its λ, steps, starting point and (when not the default 0) seed. A run warm-started with
+    the transforms of another (``transforms_from``, a run's checkpoint or a shipped model) counts
+    that model's training too.
     """
     steps, hours, recipe = 0, 0.0, []
     path: Path | None = Path(run_dir) / CHECKPOINT_NAME
     while path is not None:
         state = read_checkpoint(path)
-        if "training_record" in state:  # a shipped model written out by restore_run
-            record = state["training_record"]
+        record = state.get("training_record") or _shipped_record(path)
+        if record is not None:  # a shipped model, or one written out by restore_run
             steps += int(record["steps"])
             hours += float(record["training_hours"])
             recipe[:0] = list(record["recipe"])
@@ -104,7 +106,11 @@ def training_record(run_dir: str | os.PathLike[str]) -> dict:
         config = state.get("train_config") or {}
         steps += int(state["step"])
         hours += training_seconds(path.parent) / 3600
-        start = f" from {Path(config['init_from']).parent.name}" if config.get("init_from") else ""
+        start = ""
+        if config.get("init_from"):
+            start = f" from {_run_name(Path(config['init_from']))}"
+        elif config.get("transforms_from"):
+            start = f", transforms from {_run_name(Path(config['transforms_from']))}"
         recipe.insert(
             0,
             f"{path.parent.name}: λ={config.get('lmbda')}, {state['step']} steps{start}, "
@@ -113,8 +119,22 @@ def training_record(run_dir: str | os.PathLike[str]) -> dict:
             + (f" (÷10 from step {config['lr_drop_at']})" if config.get("lr_drop_at") else "")
             + (f", seed {config['seed']}" if config.get("seed") else ""),
         )
-        path = Path(config["init_from"]) if config.get("init_from") else None
+        source = config.get("init_from") or config.get("transforms_from")
+        path = Path(source) if source else None
     return {"steps": steps, "training_hours": round(hours, 2), "recipe": recipe}
+
+
+def _run_name(checkpoint: Path) -> str:
+    """What a recipe calls the model in ``checkpoint``: its run folder, or a shipped model's name."""
+    return checkpoint.stem if _shipped_record(checkpoint) else checkpoint.parent.name
+
+
+def _shipped_record(checkpoint: Path) -> dict | None:
+    """The manifest entry of a shipped weights file (its training record), or None for other files."""
+    for entry in manifest_entries(checkpoint.parent):
+        if entry.get("file") == checkpoint.name and "recipe" in entry:
+            return entry
+    return None
 
 
 def restore_run(

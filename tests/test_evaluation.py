@@ -217,3 +217,30 @@ def test_neural_records_refuse_models_of_the_same_name_and_mismatched_names(smal
         evaluation.neural_records([small_model, small_model], [sample[:16, :16]])
     with pytest.raises(ValueError, match="names"):
         evaluation.neural_records([small_model], [sample[:16, :16]], ["a", "b"])
+
+
+def test_neural_records_of_a_hyperprior_split_its_file_into_side_information_and_latents(sample):
+    import torch
+
+    from nicbook import codec
+    from nicbook.nn.models import MeanScaleHyperprior
+    from nicbook.nn.tensors import to_tensor
+
+    torch.manual_seed(0)
+    model = MeanScaleHyperprior(8, 12).eval()
+    model.name = "tiny-hyper"
+    model.hyper_entropy_model.update_tables()
+    image = sample[:64, :128]  # latents 4×8, hyper-latents 1×2
+    record = evaluation.neural_records([model], [image])["tiny-hyper"][0]
+    data = codec.compress(image, model)
+    header = codec.read_header(data)
+    assert record["bytes"] == len(data) and record["file_bits"] == 8 * len(data)
+    assert record["bpp"] == record["static_bpp"] == pytest.approx(8 * len(data) / (64 * 128))
+    np.testing.assert_array_equal(record["decoded"], codec.decompress(data, model))
+    # the two streams fill the payload but for the side stream's length prefix (one byte here)
+    assert record["side_bits"] + record["latent_bits"] + 8 == record["payload_bits"] == 8 * header.payload_length
+    # the estimates are the model's own rate of the rounded latents, side information apart
+    with torch.no_grad():
+        output = model(to_tensor(image))
+    assert record["side_estimate_bits"] == pytest.approx(float(output.side_bits), rel=1e-3)
+    assert record["estimate_bits"] == pytest.approx(float(output.bits), rel=1e-3)

@@ -29,8 +29,9 @@ def learner_psnr(a, b):
 
 def test_psnr_check():
     assert exercises.check_psnr(learner_psnr)
-    wrapped = exercises.check_psnr(lambda a, b: 10 * np.log10(255**2 / np.mean((a - b) ** 2)))  # uint8 wraps
-    assert not wrapped and "uint8 arithmetic wraps around" in wrapped.message and "float" in wrapped.message
+    for mse in (lambda a, b: np.mean((a - b) ** 2), lambda a, b: np.mean((a - b).astype(np.float64) ** 2)):
+        wrapped = exercises.check_psnr(lambda a, b: 10 * np.log10(255**2 / mse(a, b)))  # uint8 a - b wraps
+        assert not wrapped and "uint8 arithmetic wraps around" in wrapped.message and "float" in wrapped.message
     unit_peak = exercises.check_psnr(lambda a, b: learner_psnr(a, b) - 20 * math.log10(255))
     assert not unit_peak and "dB, got" in unit_peak.message and "peak 255" in unit_peak.message
     amplitude = exercises.check_psnr(lambda a, b: 2 * learner_psnr(a, b))  # 20·log10 of a power ratio
@@ -50,18 +51,27 @@ def learner_information(p):
 
 def test_information_content_check_needs_arrays_and_edge_cases():
     assert exercises.check_information_content(learner_information)
-    scalar_only = exercises.check_information_content(lambda p: math.log2(1 / p))
-    assert not scalar_only and "raised TypeError" in scalar_only.message
-    assert "must accept whole arrays, not only single numbers" in scalar_only.message
+    for scalar in (lambda p: -math.log2(p), lambda p: math.log2(1 / p)):  # right for the single numbers of a book
+        scalar_only = exercises.check_information_content(scalar)
+        assert not scalar_only and "raised TypeError" in scalar_only.message
+        assert "must accept whole arrays, not only single numbers" in scalar_only.message
+        assert "use np.log2" in scalar_only.message
     branching = exercises.check_information_content(lambda p: math.inf if p == 0 else -np.log2(p))
     assert not branching and "np.where" in branching.message
-    clipped = exercises.check_information_content(lambda p: -np.log2(np.clip(p, 1e-12, 1)))
-    assert not clipped and "for p=0" in clipped.message and "expected inf" in clipped.message
-    assert "do not clip" in clipped.message
+    for clip in (lambda p: np.clip(p, 1e-12, 1), lambda p: np.maximum(p, 1e-12)):
+        clipped = exercises.check_information_content(lambda p: -np.log2(clip(p)))
+        assert not clipped and "for p=0 (in an array with p = 0 and p = 1)" in clipped.message
+        assert "expected inf bits, got 39.8" in clipped.message
+        assert "is p clipped, or a small ε added?" in clipped.message
+    nudged = exercises.check_information_content(lambda p: -np.log2(p + 1e-12))
+    assert not nudged and "for p=1e-09" in nudged.message and "a small ε added?" in nudged.message
+    with np.errstate(divide="ignore"):
+        zero = exercises.check_information_content(lambda p: np.where(p > 0, -np.log2(p), 0.0))
+    assert not zero and "got 0 (0 · log 0 = 0 is a convention of entropy sums" in zero.message
     flat = exercises.check_information_content(lambda p: float(np.sum(learner_information(p))))
     assert not flat and "expected an array of the same shape" in flat.message
     natural = exercises.check_information_content(lambda p: -np.log(p))
-    assert not natural and "base 2" in natural.message
+    assert not natural and "base 2" in natural.message and "clipped" not in natural.message
     signless = exercises.check_information_content(lambda p: np.log2(p))
     assert not signless and "sign" in signless.message
 
@@ -110,9 +120,12 @@ def test_zigzag_check_names_wrong_shapes():
 
 def test_zigzag_check_draws_hidden_sizes_a_pasted_table_cannot_meet():
     tables = {n: learner_zigzag(n) for n in (4, 8)}
-    pasted = exercises.check_zigzag(lambda n: tables[n])
-    assert not pasted and "(a hidden size) your function raised KeyError" in pasted.message
-    assert not exercises.check_zigzag(lambda n: tables.get(n, learner_zigzag(n)[::-1]))
+    for paste in (lambda n: tables[n], lambda n: tables.get(n, learner_zigzag(n)[::-1])):
+        pasted = exercises.check_zigzag(paste)
+        assert not pasted and "(a hidden size)" in pasted.message
+        assert "the sizes shown pass, this one does not" in pasted.message and "pasted" in pasted.message
+    assert "raised KeyError" in exercises.check_zigzag(lambda n: tables[n]).message
+    assert "pasted" not in exercises.check_zigzag(lambda n: learner_zigzag(n)[::-1]).message
     seen = set()
 
     def spy(n):
@@ -154,6 +167,19 @@ def test_klt_check_tells_unsorted_from_transposed():
     assert "orthonormal" in exercises.check_klt_basis(lambda blocks: 2 * learner_klt(blocks)).message
     values = exercises.check_klt_basis(lambda blocks: np.linalg.eigh(np.cov(blocks, rowvar=False))[0])
     assert not values and "eigenvalues?" in values.message
+
+
+def test_klt_check_names_each_mistake_apart():
+    raw = exercises.check_klt_basis(lambda blocks: np.linalg.eigh(np.cov(blocks, rowvar=False))[1])
+    assert not raw and "columns" in raw.message and "ascending order" in raw.message
+    uncentred = exercises.check_klt_basis(lambda blocks: np.linalg.eigh(blocks.T @ blocks)[1][:, ::-1].T)
+    assert not uncentred and "is the mean removed" in uncentred.message and "transpose" not in uncentred.message
+    samples = exercises.check_klt_basis(lambda blocks: np.cov(blocks))  # (N, N): rows taken as the variables
+    assert not samples and "shape (2000, 2000)" in samples.message and "rowvar=False" in samples.message
+    covariance = exercises.check_klt_basis(lambda blocks: np.cov(blocks, rowvar=False))
+    assert not covariance and "not orthonormal" in covariance.message
+    assert "covariance matrix itself" in covariance.message
+    assert "covariance" not in exercises.check_klt_basis(lambda blocks: 2 * learner_klt(blocks)).message
 
 
 def learner_huffman_lengths(frequencies):
@@ -203,20 +229,36 @@ def test_rate_check_names_sum_versus_mean():
     assert not mean and "mean over latents" in mean.message
     total = exercises.check_rate(lambda p, n: float(-torch.log2(p).sum()))
     assert not total and "divide by num_pixels" in total.message
+    per_image = exercises.check_rate(lambda p, n: float(-torch.log2(p).sum(dim=(1, 2, 3)).mean() / n))
+    assert not per_image and "(2, 16, 8, 8)" in per_image.message and "batch size twice" in per_image.message
     per_channel = exercises.check_rate(lambda p, n: -torch.log2(p).sum(dim=(0, 2, 3)) / n)
     assert not per_channel and "expected one number" in per_channel.message
+    scalar = exercises.check_rate(lambda p, n: -sum(math.log2(q) for q in p) / n)  # iterates the batch, not numbers
+    assert not scalar and "must accept whole tensors" in scalar.message and "torch.log2" in scalar.message
+    branching = exercises.check_rate(lambda p, n: 0.0 if p == 1 else float(-torch.log2(p).sum() / n))
+    assert not branching and "torch.where" in branching.message
 
 
 def test_operating_point_check_names_a_swapped_lagrangian_and_refuses_floats():
+    def cheapest(r, d, lmbda):
+        return int(np.argmin(r + lmbda * d))
+
     assert exercises.check_operating_point(lambda r, d, lmbda: min(range(len(r)), key=lambda i: r[i] + lmbda * d[i]))
     assert exercises.check_operating_point(lambda r, d, lmbda: np.argmin(r + lmbda * d))  # a NumPy integer
     swapped = exercises.check_operating_point(lambda r, d, lmbda: int(np.argmin(d + lmbda * r)))
     assert not swapped and "D + λ·R" in swapped.message
     assert not exercises.check_operating_point(lambda r, d, lmbda: 99)
     assert not exercises.check_operating_point(lambda r, d, lmbda: "first")
-    as_float = exercises.check_operating_point(lambda r, d, lmbda: float(np.argmin(r + lmbda * d)))
+    as_float = exercises.check_operating_point(lambda r, d, lmbda: float(cheapest(r, d, lmbda)))
     assert not as_float and "returned the float" in as_float.message and "integer index" in as_float.message
-    assert not exercises.check_operating_point(lambda r, d, lmbda: True)
+    assert "int(...) converts a whole float" in as_float.message
+    between = exercises.check_operating_point(lambda r, d, lmbda: cheapest(r, d, lmbda) + 0.7)
+    assert not between and "is no point's index: the points are numbered 0 to" in between.message
+    cost = exercises.check_operating_point(lambda r, d, lmbda: float(np.min(r + lmbda * d)))
+    assert not cost and "the lowest cost R + λD itself" in cost.message
+    listed = exercises.check_operating_point(lambda r, d, lmbda: [cheapest(r, d, lmbda)])
+    assert not listed and "returned a list of 1 item: expected the integer index" in listed.message
+    assert "returned bool True" in exercises.check_operating_point(lambda r, d, lmbda: True).message
 
 
 def test_an_endless_loop_is_stopped_by_the_time_limit():
@@ -360,3 +402,47 @@ def test_grade_refuses_an_unknown_exercise_before_running_anything(tmp_path, cap
     assert cli.main(["grade", str(path), "--exercise", "no-such-exercise"]) == 2
     err = capsys.readouterr().err
     assert err == f"nicbook grade: error: no auto-checked exercise 'no-such-exercise' in {path} (it has: ex-psnr)\n"
+
+
+def _bits_by_erfc(symbols, scales):
+    """A correct answer written another way: upper-tail erfc of |k|, where nothing cancels."""
+    from scipy.special import erfc
+
+    k, s = np.abs(np.asarray(symbols, dtype=float)), np.asarray(scales, dtype=float) * np.sqrt(2)
+    return -np.log2(0.5 * (erfc((k - 0.5) / s) - erfc((k + 0.5) / s)))
+
+
+def test_gaussian_bits_check_passes_a_correct_answer_that_agrees_with_the_coding_tables():
+    from nicbook.nn.entropy_models import gaussian_table_pmfs
+
+    assert exercises.check_gaussian_bits(_bits_by_erfc)
+    # the answer it accepts is the information under the pmfs the hyperprior's tables are built from
+    (pmf,), (first,) = gaussian_table_pmfs([1.7])
+    symbols = np.arange(first, first + len(pmf))
+    np.testing.assert_allclose(_bits_by_erfc(symbols, np.full(len(pmf), 1.7)), -np.log2(pmf), rtol=1e-9)
+
+
+def test_gaussian_bits_check_names_the_usual_mistakes():
+    from scipy.special import ndtr
+
+    def as_written(k, s):
+        return -np.log2(ndtr((k + 0.5) / s) - ndtr((k - 0.5) / s))
+
+    with np.errstate(divide="ignore"):
+        verdict = exercises.check_gaussian_bits(as_written)
+    assert not verdict and "upper tail" in verdict.message and "P(−|k|)" in verdict.message
+
+    natural = exercises.check_gaussian_bits(lambda k, s: _bits_by_erfc(k, s) * math.log(2))
+    assert not natural and "base 2" in natural.message
+
+    def density(k, s):
+        return -np.log2(np.exp(-0.5 * (np.asarray(k) / s) ** 2) / (s * np.sqrt(2 * np.pi)))
+
+    assert "mass of the bin" in exercises.check_gaussian_bits(density).message
+
+    def scalar_only(k, s):
+        return -math.log2(0.5 * (math.erfc((abs(k) - 0.5) / (s * 2**0.5)) - math.erfc((abs(k) + 0.5) / (s * 2**0.5))))
+
+    assert "whole arrays" in exercises.check_gaussian_bits(scalar_only).message
+    total = exercises.check_gaussian_bits(lambda k, s: float(np.sum(_bits_by_erfc(k, s))))
+    assert not total and "expected an array of shape" in total.message

@@ -85,7 +85,11 @@ def test_data_attributions_name_every_image_source():
         "Sun",
         "Hays",
         "ICCP",
-        "Grace Hopper",  # the default image
+        "kodim23",  # the default image, shipped with the package, with its credit and source
+        "Steve Kelly",
+        "sporco==0.2.2.post1",
+        "34d8f029d2eae3ed37b65e2f94fd2c319923ebfae0fa8bff5f001e2565b7d80f",
+        "Grace Hopper",  # the training stand-in when there are no training photos
         "nicbook/weights",  # which artefacts the training photos stand behind
     ]:
         assert needed in text, f"DATA.md does not mention {needed!r}"
@@ -287,6 +291,15 @@ def test_release_workflow_builds_the_distributions_on_version_tags():
     assert "actions/upload-artifact" in uses(workflow)
     releasing = [job for job in workflow["jobs"].values() if "softprops/action-gh-release" in actions(job["steps"])]
     assert releasing and releasing[0].get("permissions", {}).get("contents") == "write"
+
+
+def test_the_embedded_sample_image_is_package_data():
+    """sample_image() reads nicbook/images/kodim23.png: a wheel or `pip install git+...` must hold it."""
+    package_data = pyproject()["tool"]["setuptools"]["package-data"]["nicbook"]
+    shipped = [path.relative_to(ROOT / "nicbook").as_posix() for path in (ROOT / "nicbook" / "images").iterdir()]
+    assert "images/kodim23.png" in shipped and "images/README.md" in shipped
+    for name in shipped:
+        assert any(fnmatch.fnmatch(name, pattern) for pattern in package_data), f"{name} is not package data"
 
 
 def test_wheel_with_the_shipped_weights_fits_pypi_default_limit():

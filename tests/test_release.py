@@ -82,3 +82,17 @@ def test_a_restored_shipped_model_trains_further_and_keeps_its_record(tmp_path, 
     assert record["steps"] == 5
     assert record["recipe"][0].startswith("first: λ=0.013, 3 steps")
     assert record["recipe"][1].startswith("further: λ=0.013, 2 steps from restored")
+
+
+def test_a_hyperprior_warm_started_from_a_shipped_model_counts_its_training(tmp_path, weights, photos, tiny_config):
+    fit(tiny_config(tmp_path / "base", 3, batch_size=1), photos[:1], progress=False)
+    assert cli.main(["export", str(tmp_path / "base"), "--quality", "2"]) == 0
+    shipped = json.loads((weights / zoo.MANIFEST_NAME).read_text())["models"][0]
+    hyper = tiny_config(tmp_path / "hyper", 2, batch_size=1, patch_size=64, architecture="mean-scale",
+                        transforms_from=str(weights / "factorized-q2.pt"))  # fmt: skip
+    fit(hyper, photos[:1], progress=False)
+    record = release.training_record(tmp_path / "hyper")
+    assert record["steps"] == 5
+    assert record["training_hours"] == pytest.approx(shipped["training_hours"], abs=0.01)
+    assert record["recipe"][0] == shipped["recipe"][0] and record["recipe"][0].startswith("base: λ=0.013, 3 steps")
+    assert record["recipe"][1].startswith("hyper: λ=0.013, 2 steps, transforms from factorized-q2")

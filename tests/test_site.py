@@ -1,4 +1,4 @@
-"""The built site in a real browser, as a reader without internet sees it.
+"""The built site in a real browser, as a reader without internet sees it, and its exercise numbers.
 
 Headless Chromium (Debian's ``chromium`` package, driven by Playwright with ``executable_path``)
 opens every HTML page of ``_build/html`` from a loopback HTTP server, with every request to another
@@ -7,7 +7,11 @@ empty main content area, an empty cell output, math that MathJax did not typeset
 left in the text), a Markdown table printed as text, or an animation without its controls. A
 screenshot of each page is saved in ``_build/screenshots/``.
 
-These tests need a built book; they skip (with the reason) when it is absent or no Chromium is
+The exercises of chapter N are numbered N.1, N.2, ... (``_ext/nicbook_site.py``), and every
+reference to one reads "Exercise N.k": prose that writes "Exercise" before a ``{ref}`` to an
+exercise would show "Exercise Exercise N.k".
+
+The site tests need a built book; they skip (with the reason) when it is absent or no Chromium is
 installed, unless ``NICBOOK_REQUIRE_BROWSER=1`` (set by CI), which turns those skips into failures.
 """
 
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import json
 import os
 import re
 import shutil
@@ -36,8 +41,6 @@ CHROMIUM_FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-
-pytestmark = pytest.mark.browser
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -103,11 +106,48 @@ def browser():
         instance.close()
 
 
+def _markdown_sources() -> dict[str, str]:
+    """The Markdown of the top-level ``.md`` files and of the chapters' Markdown cells, by file name."""
+    sources = {path.name: path.read_text() for path in ROOT.glob("*.md")}
+    for path in sorted((ROOT / "chapters").glob("*.ipynb")):
+        cells = json.loads(path.read_text())["cells"]
+        sources[path.name] = "\n".join("".join(cell["source"]) for cell in cells if cell["cell_type"] == "markdown")
+    return sources
+
+
+def test_prose_does_not_repeat_the_word_exercise_before_a_reference():
+    """A ``{ref}`` to an exercise already reads "Exercise 4.5"; "Exercises {numref}`%s <label>`" is
+    the way to word a plural."""
+    for name, text in _markdown_sources().items():
+        repeated = re.findall(r"[Ee]xercises?\s+\{(?:ref|numref)\}`[^`]*`", text)
+        assert not repeated, f"{name}: {repeated}"
+
+
+def test_exercises_are_numbered_per_chapter():
+    if not _pages():
+        _unavailable("the book is not built: run `jupyter-book build . -W --keep-going` first")
+    chapters = sorted((SITE / "chapters").glob("*.html"))
+    assert chapters
+    for page in chapters:
+        text = page.read_text()
+        chapter = re.search(r"<h1>(\d+)\. ", text)[1]
+        numbers = re.findall(r'class="caption-number">Exercise (\S+) ', text)
+        assert numbers == [f"{chapter}.{k}" for k in range(1, len(numbers) + 1)], f"{page.name}: {numbers}"
+    for page_path in _pages():
+        text = (SITE / page_path).read_text()
+        plain = " ".join(re.sub(r"<[^>]+>", "", text).split())
+        assert not re.search(r"Exercises? Exercise", plain), f"{page_path} says 'Exercise Exercise'"
+        references = re.findall(r'class="[^"]*std-numref[^"]*">([^<]*)<', text)
+        wrong = [ref for ref in references if not re.fullmatch(r"(Exercises? )?\d+\.\d+", ref)]
+        assert not wrong, f"{page_path}: references {wrong}"
+
+
 def _is_local(url: str) -> bool:
     parsed = urlparse(url)
     return parsed.scheme in ("data", "blob", "about") or parsed.hostname in ("127.0.0.1", "localhost")
 
 
+@pytest.mark.browser
 @pytest.mark.parametrize("page_path", _pages() or ["index.html"])
 def test_page_renders(page_path, site_url, browser):
     page = browser.new_page(viewport={"width": 1280, "height": 900})

@@ -1,4 +1,5 @@
-"""The student edition keeps every exercise and no solution text."""
+"""The student edition keeps every exercise and no solution text, and stands alone: its buttons open
+the student repository, it has no instructor guide, and its introduction promises no solutions."""
 
 from __future__ import annotations
 
@@ -10,9 +11,12 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = sorted((ROOT / "chapters").glob("*.ipynb"))
+# A course's own repository and branch, as an instructor would pass them.
+COURSE, BRANCH = "https://github.com/a-course/nicbook-notebooks", "spring"
 
 _spec = importlib.util.spec_from_file_location("student_edition", ROOT / "scripts" / "student_edition.py")
 student_edition = importlib.util.module_from_spec(_spec)
@@ -25,7 +29,7 @@ def _markdown(notebook: dict) -> str:
 
 def _plain(text: str) -> str:
     """Text without markup, HTML tags or repeated spaces, to compare markdown with rendered HTML."""
-    text = html.unescape(re.sub(r"<[^>]+>", "", text))
+    text = html.unescape(re.sub(r"<[A-Za-z/!][^<>]*>", "", text))  # tags, not comparisons in code
     return " ".join(re.sub(r"[*_`$\\]", "", text).split())
 
 
@@ -64,27 +68,78 @@ def test_student_chapter_keeps_exercises_and_drops_solutions(path):
     assert code == [cell["source"] for cell in student_edition.student_notebook(notebook)["cells"] if cell["cell_type"] == "code"]
 
 
+def test_student_sources_stand_alone(tmp_path):
+    """The written sources point at the student repository, at its root, and hold neither the
+    instructor guide nor a solution nor the promise of folded solutions."""
+    student_edition.write_sources(tmp_path, COURSE, BRANCH)
+    config = yaml.safe_load((tmp_path / "_config.yml").read_text())
+    assert config["repository"] == {"url": COURSE, "path_to_book": "", "branch": BRANCH}
+    assert config["title"].endswith("(student edition)")
+    assert config["launch_buttons"]["colab_url"] and config["html"]["use_issues_button"]
+    assert not (tmp_path / "instructors.md").exists()
+    assert "instructors" not in (tmp_path / "_toc.yml").read_text()
+    intro = (tmp_path / "intro.md").read_text()
+    assert student_edition.INTRO_WORDING[1] in intro
+    assert "folded" not in intro and "instructors.md" not in intro
+    for path in (tmp_path / "chapters").glob("*.ipynb"):
+        assert "{solution}" not in path.read_text(), path.name
+    assert {"_build/", "node_modules"} <= set((tmp_path / ".gitignore").read_text().split())
+
+
+def test_student_repository_defaults_to_the_book_repository_with_a_suffix(tmp_path):
+    assert student_edition.main(["--out", str(tmp_path), "--no-build"]) == 0
+    book = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]
+    student = yaml.safe_load((tmp_path / "_config.yml").read_text())["repository"]
+    assert student["url"] == book["url"] + "-student" and student["branch"] == "main"
+
+
+def test_intro_rewording_fails_loudly_when_the_intro_changes():
+    with pytest.raises(ValueError, match="INTRO_WORDING"):
+        student_edition.student_intro("An introduction that says something else.")
+
+
+def test_instructor_guide_warns_and_shows_how_to_publish_the_student_edition():
+    guide = (ROOT / "instructors.md").read_text()
+    warning = re.search(r"```\{warning\}\n(.*?)```", guide, re.DOTALL)
+    assert warning and "every solution" in warning[1] and "student edition" in warning[1]
+    for needed in ["python scripts/student_edition.py", "--repository", "--branch", "git push", "_build/student/_build/html"]:
+        assert needed in guide, f"instructors.md does not mention {needed!r}"
+
+
 @pytest.mark.slow
-def test_student_site_has_no_solutions(tmp_path):
+def test_student_site_has_no_solutions_and_opens_the_student_repository(tmp_path):
     if not (ROOT / "_build" / ".jupyter_cache").is_dir():
         reason = "the book is not built: the student site reuses its executions"
         if os.environ.get("NICBOOK_REQUIRE_BROWSER") == "1":
             pytest.fail(reason)
         pytest.skip(reason)
     out = tmp_path / "student"
-    assert student_edition.main(["--out", str(out)]) == 0
-    pages = list((out / "_build" / "html" / "chapters").glob("*.html"))
+    assert student_edition.main(["--out", str(out), "--repository", COURSE, "--branch", BRANCH]) == 0
+    site = out / "_build" / "html"
+    pages = list((site / "chapters").glob("*.html"))
     assert len(pages) == len(CHAPTERS)
     notebooks = [json.loads(path.read_text()) for path in CHAPTERS]
     public = _plain(" ".join(
         "".join(cell["source"]) for notebook in notebooks for cell in student_edition.student_notebook(notebook)["cells"]
     ))
     secrets = [line for notebook in notebooks for line in _solution_lines(_markdown(notebook)) if line not in public]
+    book = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
     for page in pages:
         html = page.read_text()
         assert 'class="solution' not in html, f"{page.name} renders a solution"
         assert len(re.findall(r'class="exercise', html)) >= 3, f"{page.name} lost its exercises"
-    site = _plain(" ".join(page.read_text() for page in pages))
-    leaked = [line for line in secrets if line in site]
+        links = re.findall(r'href="([^"]+)"', html)
+        launch = [link for link in links if link.startswith("https://colab.research.google.com/")]
+        slug = COURSE.removeprefix("https://github.com/")
+        assert launch == [f"https://colab.research.google.com/github/{slug}/blob/{BRANCH}/chapters/{page.stem}.ipynb"]
+        issues = [link for link in links if "/issues/new" in link]
+        assert issues and all(link.startswith(f"{COURSE}/issues/new?") for link in issues), issues
+        assert COURSE in links and book not in links, f"{page.name}: the repository button"
+        assert not any("instructors" in link for link in links), f"{page.name} links the instructor guide"
+    assert not (site / "instructors.html").exists()
+    text = _plain(" ".join(page.read_text() for page in pages))
+    leaked = [line for line in secrets if line in text]
     assert not leaked, f"solution text in the student site: {leaked[:2]}"
-    assert "(student edition)" in (out / "_build" / "html" / "intro.html").read_text()
+    intro = (site / "intro.html").read_text()
+    assert "(student edition)" in intro
+    assert _plain(student_edition.INTRO_WORDING[1]) in _plain(intro) and "folded" not in intro

@@ -30,7 +30,7 @@ from nicbook.errors import BitstreamError
 from nicbook.nn.integer import ACTIVATION_BITS, IntegerHyperSynthesis
 from nicbook.nn.models import ScaleHyperprior
 
-__all__ = ["HyperLatents", "decode", "encode", "gaussian_parameters", "side_shape"]
+__all__ = ["HyperLatents", "decode", "encode", "estimated_bits", "gaussian_parameters", "side_shape"]
 
 #: Downsampling of the hyper-analysis: hyper-latent positions per latent position, on each side.
 HYPER_STRIDE = 4
@@ -75,6 +75,14 @@ def gaussian_parameters(
     scales, means = (output[:channels], output[channels:]) if output.shape[0] == 2 * channels else (output, None)
     indices = model.conditional.table_indices(scales, ACTIVATION_BITS)
     return indices, None if means is None else means * 2.0**-ACTIVATION_BITS
+
+
+def estimated_bits(model: ScaleHyperprior, latents: HyperLatents) -> tuple[float, float]:
+    """The model's information ``-Σ log2 P`` of the side symbols and of the latent symbols, in bits:
+    what the two streams of the file cost, less the rANS coder's small overhead."""
+    side = float(model.hyper_entropy_model.channel_bits(latents.side_symbols).sum())
+    tables = model.conditional.tables
+    return side, float(tables.information_bits(latents.symbols, latents.table_indices).sum())
 
 
 @torch.no_grad()

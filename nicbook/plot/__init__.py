@@ -37,6 +37,8 @@ CODEC_COLORS: Mapping[str, str] = {
     "KLT coder": "#d62728",
     "nicbook (factorized)": "#c51b7d",
     "nicbook (factorized, model tables)": "#c51b7d",
+    "nicbook (hyperprior)": "#17becf",
+    "nicbook (mean-scale)": "#111111",
 }
 #: Line styles where a colour is shared: the same codec in another mode.
 CODEC_LINESTYLES: Mapping[str, str] = {"nicbook (factorized, model tables)": "--"}

@@ -1,4 +1,5 @@
-"""Figures of the neural chapters: training curves, latent histograms, learned densities, side information.
+"""Figures of the neural chapters: training curves, latent histograms, learned densities, side information,
+a hyperprior's scale maps.
 
 The chapters train tiny models for a minute with :func:`nicbook.nn.training.fit` and read their
 logs with :func:`nicbook.nn.checkpoints.read_training_log`; these functions draw what they show.
@@ -13,13 +14,15 @@ import numpy as np
 import torch
 
 from nicbook.codec import adaptive
-from nicbook.nn.models import STRIDE, FactorizedPrior
+from nicbook.codec.hyperprior import HyperLatents
+from nicbook.nn.models import STRIDE, FactorizedPrior, ScaleHyperprior
 from nicbook.plot import use_style
 
 __all__ = [
     "plot_density_vs_histogram",
     "plot_histories",
     "plot_latent_histograms",
+    "plot_scale_maps",
     "plot_side_information",
 ]
 
@@ -133,4 +136,41 @@ def plot_side_information(
     far_right.bar(range(gains), np.bincount(choice.gains, minlength=gains))
     far_right.set(xticks=range(gains), xticklabels=[f"{g:g}" for g in adaptive.GAINS],
                   xlabel="channel gain $g_c$", title="gains")
+    return figure
+
+
+def plot_scale_maps(
+    image: np.ndarray, latents: HyperLatents, model: ScaleHyperprior, channel: int | None = None
+) -> plt.Figure:
+    """What a hyperprior file tells the decoder about one latent channel, as maps over the image.
+
+    Panels: the image; the channel's decoded latents ``ŷ``; the means ``μ`` predicted for it (the
+    mean-scale model only); the scale ``σ`` of the table each latent was coded with; and the bits
+    every position cost, summed over all channels. ``channel`` defaults to the channel that cost
+    the most bits.
+    """
+    use_style()
+    tables = model.conditional.tables
+    bits = tables.information_bits(latents.symbols.ravel(), latents.table_indices.ravel())
+    bits = bits.reshape(latents.symbols.shape)
+    if channel is None:
+        channel = int(np.argmax(bits.sum(axis=(1, 2))))
+    scales = model.conditional.scale_levels.numpy()[latents.table_indices[channel]]
+    values = latents.latents()[channel].numpy()
+    panels = [(values, f"latents ŷ of channel {channel}", "coolwarm", True)]
+    if latents.means is not None:
+        panels.append((latents.means[channel].numpy(), "predicted means μ", "coolwarm", True))
+    panels += [
+        (scales, "predicted scales σ (table of each latent)", "magma", False),
+        (bits.sum(axis=0), "bits at each position, all channels", "magma", False),
+    ]
+    figure, axes = plt.subplots(1, len(panels) + 1, figsize=(3.4 * (len(panels) + 1), 2.9), layout="constrained")
+    axes[0].imshow(image)
+    axes[0].set(title=model.name or model.architecture, xticks=[], yticks=[])
+    for ax, (values_map, title, colours, signed) in zip(axes[1:], panels):
+        limit = float(np.abs(values_map).max()) or 1.0
+        levels = {"vmin": -limit, "vmax": limit} if signed else {}  # zero in the middle of the colours
+        shown = ax.imshow(values_map, cmap=colours, **levels)
+        figure.colorbar(shown, ax=ax, shrink=0.8)
+        ax.set(title=title, xticks=[], yticks=[])
     return figure

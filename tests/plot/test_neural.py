@@ -76,3 +76,36 @@ def test_side_information_figure_shows_the_choice():
     np.testing.assert_array_equal(heights, np.bincount(gains, minlength=len(adaptive.GAINS)))
     assert picture.get_title() == "picture" and "32×32" in blocks.get_title()
     plt.close(figure)
+
+
+def test_scale_maps_show_the_tables_and_bits_of_the_costliest_channel():
+    pytest.importorskip("torch")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import torch
+
+    from nicbook.codec.hyperprior import HyperLatents
+    from nicbook.nn.models import MeanScaleHyperprior
+    from nicbook.plot.neural import plot_scale_maps
+
+    model = MeanScaleHyperprior(4, 3).eval()
+    levels = model.conditional.scale_levels.numpy()
+    symbols = np.zeros((3, 2, 4), dtype=np.int64)
+    symbols[1] = [[5, -5, 0, 9], [1, 2, 3, 4]]  # channel 1 holds the large values
+    indices = np.full((3, 2, 4), 10, dtype=np.int64)
+    indices[1, 0, 0] = 40
+    means = torch.full((3, 2, 4), 0.25, dtype=torch.float64)
+    latents = HyperLatents(symbols, np.zeros((4, 1, 1), dtype=np.int64), indices, means, 1, 1)
+    figure = plot_scale_maps(np.zeros((32, 64, 3), dtype=np.uint8), latents, model)
+    _, values, mean_axis, scale_axis, bit_axis = figure.axes[:5]
+    assert "channel 1" in values.get_title()
+    np.testing.assert_allclose(values.images[0].get_array(), symbols[1] + 0.25)
+    np.testing.assert_allclose(mean_axis.images[0].get_array(), np.full((2, 4), 0.25))
+    assert scale_axis.images[0].get_array()[0, 0] == levels[40]
+    assert scale_axis.images[0].get_array()[1, 3] == levels[10]
+    tables = model.conditional.tables
+    expected = tables.information_bits(symbols.ravel(), indices.ravel()).reshape(3, 2, 4).sum(axis=0)
+    np.testing.assert_allclose(bit_axis.images[0].get_array(), expected)
+    plt.close(figure)
