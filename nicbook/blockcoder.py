@@ -404,8 +404,9 @@ def training_klt_coder(
     """The book's KLT coder: learned on ``n_blocks`` luma blocks of ``n_photos`` random training photos.
 
     Returns the coder and a sentence naming what it was learned on. Without training photos
-    (``$NICBOOK_DATA/train`` absent) it learns on the sample image that
-    :func:`nicbook.data.training_photos` puts in their place, and the sentence says so.
+    (``$NICBOOK_DATA/train`` absent) it learns on the stand-in photo that
+    :func:`nicbook.data.training_photos` puts in their place (matplotlib's Grace Hopper portrait,
+    never an evaluation image), and the sentence says so.
     """
     paths, _ = training_photos()
     chosen = np.random.default_rng(seed).choice(len(paths), min(n_photos, len(paths)), replace=False)
@@ -413,8 +414,8 @@ def training_klt_coder(
     if has_training_photos():
         return coder, f"{n_blocks:,} luma blocks of {len(chosen)} of the {len(paths)} training photos"
     return coder, (
-        "the sample image (no training photos found: set NICBOOK_DATA); without the Kodak images "
-        "it is also the image the book evaluates on, so the KLT's results are optimistic"
+        "matplotlib's Grace Hopper portrait (no training photos found: set NICBOOK_DATA), one "
+        "photo standing in for a training set, so the basis is less general than one learned on many"
     )
 
 

@@ -13,9 +13,21 @@ other inputs into that form with one explicit policy:
 * EXIF orientation is applied, so the array looks the way a viewer shows the file;
 * floating-point images are refused: their scale (0–1 or 0–255) is ambiguous.
 
+The embedded sample image (:func:`sample_image`, the default of every chapter when no data set is
+present) is Kodak's *kodim23* (the parrots), shipped with the package as ``nicbook/images/kodim23.png``:
+a film scan that was never lossy-compressed, so JPEG, WebP and the book's own codecs start from the
+same clean pixels. Credit: "Kodak Lossless True Color Image Suite, kodim23, photo by Steve Kelly";
+Kodak released the suite for unrestricted use. The file is the copy in the PyPI wheel of SPORCO
+(``sporco==0.2.2.post1``, ``sporco/data/kodim23.png``), itself downloaded from
+http://r0k.us/graphics/kodak/kodim23.html, where the black line at the bottom of the original scan
+was replaced by a copy of the line above it (the only difference from ``kodim23.png`` of the suite);
+:data:`SAMPLE_SHA256` pins its bytes. ``nicbook/images/README.md`` and DATA.md say the same.
+
 Data sets are found through the ``NICBOOK_DATA`` environment variable (a folder with ``kodak/`` and
 ``train/``); Kodak can also be downloaded into a user cache with SHA-256 verification of every file.
-Kodak is for evaluation only: nothing in nicbook trains or tunes on it.
+Kodak is for evaluation only: nothing in nicbook trains or tunes on it, the embedded kodim23
+included. When no training photos are present, :func:`training_photos` therefore stands in with
+matplotlib's portrait of Grace Hopper (:func:`stand_in_training_image`), not with the sample image.
 """
 
 from __future__ import annotations
@@ -73,6 +85,15 @@ KODAK_SHA256: Mapping[str, str] = {
     "kodim23.png": "85c67d7ea758cb0604fb6980ab0c65091a2eefa7b3b50cbb1bc702a60206dfe5",
     "kodim24.png": "9f1c26df52217bd49f998a720a2ffeba41a535cf826f4ae32e355fb2b0bbc0fe",
 }
+
+#: The embedded sample image: Kodak's kodim23, shipped as package data (see the module's docstring).
+SAMPLE_PATH = Path(__file__).resolve().parent / "images" / "kodim23.png"
+
+#: SHA-256 of :data:`SAMPLE_PATH` (the file of ``sporco==0.2.2.post1``; a test checks it).
+SAMPLE_SHA256 = "34d8f029d2eae3ed37b65e2f94fd2c319923ebfae0fa8bff5f001e2565b7d80f"
+
+#: The name :func:`book_images` gives the sample image.
+SAMPLE_NAME = "kodim23"
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
 
@@ -227,7 +248,28 @@ def save_image(image: np.ndarray, path: str | os.PathLike[str]) -> None:
 
 
 def sample_image() -> np.ndarray:
-    """Grace Hopper's portrait shipped with matplotlib (600×512 RGB): the book's embedded default."""
+    """The book's embedded default: Kodak's kodim23, the parrots (768×512 RGB, 512 rows of 768).
+
+    A lossless film scan shipped with the package (``nicbook/images/kodim23.png``, SHA-256
+    :data:`SAMPLE_SHA256`), so every chapter runs on a machine without any data set and no codec
+    is favoured by the image's own past. Credit: "Kodak Lossless True Color Image Suite, kodim23,
+    photo by Steve Kelly" (released by Kodak for unrestricted use; this copy comes from the PyPI
+    wheel of ``sporco==0.2.2.post1``, with the black bottom line of the scan replaced by a copy of
+    the line above). Being a Kodak image it is for evaluation only: nothing trains on it.
+    """
+    return load_image(SAMPLE_PATH)
+
+
+def stand_in_training_image() -> np.ndarray:
+    """Grace Hopper's portrait that ships with matplotlib (600×512 RGB): the training stand-in.
+
+    :func:`training_photos` trains on its two halves when no training photos are present. It is
+    not the sample image because that one is a Kodak image, and Kodak is for evaluation only; the
+    portrait is an official U.S. Navy photograph (public domain in the United States) that
+    matplotlib installs, so nicbook need not ship it. It was saved as a JPEG near quality 80,
+    which is why it must not be the image codecs are *compared* on (JPEG would be favoured),
+    but it does no harm as a handful of training patches.
+    """
     from matplotlib import cbook
 
     return load_image(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
@@ -353,14 +395,15 @@ def kodak_images(indices: Sequence[int] | None = None, download: bool = False) -
 
 
 def book_images(count: int = 1) -> list[tuple[str, np.ndarray]]:
-    """``(name, image)`` pairs the chapters compute on: the first Kodak images when present,
-    otherwise the embedded sample image (so every chapter runs on any machine)."""
+    """``(name, image)`` pairs the chapters compute on: the first ``count`` Kodak images (kodim01,
+    kodim02, ...) when the suite is present, otherwise the embedded sample image alone, named
+    ``"kodim23"`` (so every chapter runs on any machine)."""
     if count < 1:
         raise ValueError("count must be at least 1")
     if kodak_available():
         paths = kodak_paths()[: min(count, len(KODAK_SHA256))]
         return [(path.stem, load_image(path)) for path in paths]
-    return [("grace_hopper", sample_image())]
+    return [(SAMPLE_NAME, sample_image())]
 
 
 def training_image_paths(root: str | os.PathLike[str] | None = None) -> list[Path]:
@@ -411,22 +454,25 @@ def has_training_photos() -> bool:
 def training_photos() -> tuple[list[Path], str]:
     """Paths of the training photos and a sentence saying what they are, for code that learns from photos.
 
-    Without ``$NICBOOK_DATA/train`` the left and right halves of the sample image stand in
-    (written once as PNGs to :func:`cache_dir`), so a chapter still runs, on far less varied
-    data; two files let a training run hold one out for validation.
+    Without ``$NICBOOK_DATA/train`` the left and right halves of matplotlib's Grace Hopper
+    portrait (:func:`stand_in_training_image`) stand in, written once as PNGs to
+    :func:`cache_dir`, so a chapter still runs, on far less varied data; two files let a training
+    run hold one out for validation. The stand-in is deliberately not :func:`sample_image`: that is
+    a Kodak image, and Kodak is for evaluation only.
     """
     try:
         paths = training_image_paths()
     except DataNotFoundError:
-        image = sample_image()
+        image = stand_in_training_image()
         middle = image.shape[1] // 2
-        paths = [cache_dir() / f"sample_image_{side}.png" for side in ("left", "right")]
+        paths = [cache_dir() / f"stand_in_grace_hopper_{side}.png" for side in ("left", "right")]
         for path, half in zip(paths, (image[:, :middle], image[:, middle:])):
             if not path.is_file():
                 path.parent.mkdir(parents=True, exist_ok=True)
                 save_image(half, path)
         return paths, (
             "No training photos found ($NICBOOK_DATA/train is not set up): training on patches of "
-            "the two halves of the sample image instead, so the model will generalise poorly."
+            "the two halves of matplotlib's Grace Hopper portrait instead (a stand-in, not an "
+            "evaluation image), so the model will generalise poorly."
         )
     return paths, f"Training on random patches of {len(paths)} photos from $NICBOOK_DATA/train."

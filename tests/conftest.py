@@ -28,7 +28,7 @@ if os.environ.get("CI"):
 
 @pytest.fixture(scope="session")
 def sample() -> np.ndarray:
-    """The embedded sample image (600×512 RGB), available on every machine."""
+    """The embedded sample image (Kodak's kodim23, 512 rows of 768, RGB), available on every machine."""
     return data.sample_image()
 
 

@@ -24,8 +24,45 @@ def no_data(monkeypatch, tmp_path):
 
 
 def test_sample_image_is_rgb8(sample):
-    assert sample.shape == (600, 512, 3) and sample.dtype == np.uint8
+    assert sample.shape == (512, 768, 3) and sample.dtype == np.uint8
     assert 50 < sample.mean() < 200
+
+
+def test_sample_image_is_the_pinned_kodim23_shipped_in_the_package():
+    """The file is package data (so a wheel has it) and its bytes are those recorded in data.py:
+    SPORCO 0.2.2.post1's copy of kodim23, the suite's file with its black bottom row repaired."""
+    assert data.SAMPLE_PATH.parent.parent == Path(data.__file__).resolve().parent
+    assert data.SAMPLE_PATH.name == "kodim23.png" and data.SAMPLE_NAME == "kodim23"
+    assert data.sha256_of(data.SAMPLE_PATH) == data.SAMPLE_SHA256
+    assert data.SAMPLE_PATH.stat().st_size == 560_948
+    readme = (data.SAMPLE_PATH.parent / "README.md").read_text()
+    assert data.SAMPLE_SHA256 in readme and "Steve Kelly" in readme and "sporco==0.2.2.post1" in readme
+
+
+def jpeg_psnrs(image: np.ndarray, qualities: range) -> list[float]:
+    """PSNR (dB) of Pillow's JPEG (4:2:0, as in every chapter) at each quality."""
+    from nicbook.metrics import psnr
+    from nicbook.pillow_codecs import CODECS
+
+    jpeg = CODECS["JPEG"]
+    return [psnr(image, jpeg.decode(jpeg.encode(image, quality))) for quality in qualities]
+
+
+def test_jpeg_psnr_on_the_sample_image_rises_with_quality(sample):
+    """The default image was never lossy-compressed, so JPEG gets no bonus at the quality the photo
+    was once saved at. On the former default (matplotlib's grace_hopper.jpg, saved near quality
+    80) this fails: 50.8 dB at quality 80, 42.9 dB at 85."""
+    psnrs = jpeg_psnrs(sample, range(50, 96))
+    drops = [(50 + i, round(a, 2), round(b, 2)) for i, (a, b) in enumerate(zip(psnrs, psnrs[1:])) if b <= a]
+    assert not drops, f"JPEG's PSNR does not rise from quality q to q + 1 at (q, dB, dB) {drops}"
+
+
+def test_the_training_stand_in_is_not_a_kodak_image(sample):
+    """Kodak is for evaluation only: the stand-in for absent training photos is matplotlib's
+    portrait of Grace Hopper (600×512), not the embedded kodim23."""
+    stand_in = data.stand_in_training_image()
+    assert stand_in.shape == (600, 512, 3) and stand_in.dtype == np.uint8
+    assert stand_in.shape != sample.shape
 
 
 def _save(tmp_path: Path, picture: Image.Image, name: str) -> Path:
@@ -95,7 +132,8 @@ def test_missing_kodak_says_how_to_get_it(no_data):
     assert not data.kodak_available()
     with pytest.raises(DataNotFoundError, match="NICBOOK_DATA"):
         data.kodak_paths()
-    assert [name for name, _ in data.book_images(3)] == ["grace_hopper"]
+    [(name, image)] = data.book_images(3)
+    assert name == "kodim23" and np.array_equal(image, data.sample_image())
     with pytest.raises(DataNotFoundError, match="NICBOOK_DATA"):
         data.training_image_paths()
 
@@ -153,6 +191,18 @@ def test_kodak_found_through_nicbook_data(kodak_paths):
         data.kodak_images([0])
 
 
+def test_with_kodak_the_book_computes_on_the_first_kodak_images(kodak_paths):
+    assert [name for name, _ in data.book_images(3)] == ["kodim01", "kodim02", "kodim03"]
+
+
+def test_the_sample_image_is_the_suites_kodim23_but_for_its_repaired_bottom_row(kodak_paths, sample):
+    """SPORCO's copy replaced the black bottom line of the scan with a copy of the line above."""
+    suite = data.kodak_images([23])[0]
+    assert sample.shape == suite.shape
+    assert np.array_equal(sample[:-1], suite[:-1])
+    assert np.array_equal(sample[-1], sample[-2]) and not np.array_equal(sample[-1], suite[-1])
+
+
 def test_training_split_is_stable_and_disjoint(training_paths):
     train, validation = data.train_validation_split(training_paths, 0.05)
     assert not set(train) & set(validation)
@@ -161,12 +211,14 @@ def test_training_split_is_stable_and_disjoint(training_paths):
     assert data.train_validation_split(list(reversed(training_paths)), 0.05)[1] == list(reversed(validation))
 
 
-def test_training_photos_fall_back_to_the_halves_of_the_sample_image(no_data, sample):
+def test_training_photos_fall_back_to_the_halves_of_the_stand_in_not_of_kodim23(no_data, sample):
     assert not data.has_training_photos()
     paths, note = data.training_photos()
-    assert len(paths) == 2 and "sample image" in note
+    assert len(paths) == 2 and "Grace Hopper" in note
     left, right = (data.load_image(path) for path in paths)
-    assert np.array_equal(np.concatenate([left, right], axis=1), sample)
+    whole = np.concatenate([left, right], axis=1)
+    assert np.array_equal(whole, data.stand_in_training_image())
+    assert whole.shape != sample.shape  # never the Kodak image the chapters evaluate on
     assert data.training_photos()[0] == paths
 
 

@@ -24,7 +24,7 @@ from nicbook.codec import (
     read_header,
     reconstruct,
 )
-from nicbook.data import sample_image
+from nicbook.data import stand_in_training_image
 from nicbook.errors import BitstreamError, NicbookError
 from nicbook.metrics import psnr
 from nicbook.nn.checkpoints import save_checkpoint
@@ -54,7 +54,8 @@ def test_any_image_size_round_trips(shipped, sample, shape):
     image = sample[200 : 200 + shape[0], 200 : 200 + shape[1]]
     decoded = decompress(compress(image, shipped), shipped)
     assert decoded.shape == image.shape and decoded.dtype == np.uint8
-    assert psnr(image, decoded) > 26.0
+    # Quality 3 on feathers of kodim23: 25.5 dB for the 16×16 tile; a broken decoder is far below.
+    assert psnr(image, decoded) > 24.0
 
 
 def test_padding_repeats_the_edges_up_to_multiples_of_16():
@@ -98,14 +99,15 @@ def test_files_of_earlier_releases_still_decode():
     """Files written by earlier releases, all with the rANS coder's format 1: versions 1 (the
     model's tables) and 2 (the first per-image scales) of one crop hold the same latents, and
     version 3 (per-image scales) of another crop the same latents as the version 6 the encoder
-    writes now from that crop, whose bytes are pinned."""
+    writes now from that crop, whose bytes are pinned. The crops are of matplotlib's Grace Hopper
+    portrait, the sample image of those releases (now the training stand-in)."""
     model = zoo.load("factorized", quality=2)
     files = {v: (DATA / f"sample-q2-version{v}.nic").read_bytes() for v in (1, 2, 3)}
     decoded = {v: decode_latents(files[v], model) for v in files}
     assert all(decoded[v][0].version == v for v in files)
     assert np.array_equal(decoded[1][1], decoded[2][1])
     assert np.array_equal(decompress(files[2], model), decompress(files[1], model))
-    crop = sample_image()[64:192, 96:288]
+    crop = stand_in_training_image()[64:192, 96:288]
     current = compress(crop, model)
     assert current == (DATA / "sample-q2-version6.nic").read_bytes()
     assert np.array_equal(decode_latents(current, model)[1], decoded[3][1])
