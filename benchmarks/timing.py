@@ -3,6 +3,7 @@ environment (or a benchmark without torch) can use them."""
 
 from __future__ import annotations
 
+import functools
 import statistics
 import time
 from collections.abc import Callable, Mapping
@@ -24,21 +25,17 @@ def alternate(functions: Mapping[str, Callable[[], object]], repeats: int) -> di
     return {name: statistics.median(seconds) for name, seconds in times.items()}
 
 
-def median_seconds(function: Callable[[], object], repeats: int) -> float:
-    """Median wall-clock seconds of ``repeats`` calls of ``function``."""
-    return alternate({"function": function}, repeats)["function"]
-
-
-def training_seconds_per_step(
-    model: torch.nn.Module, step: Callable[[torch.Tensor], None], steps: int
-) -> float:
-    """Median seconds of ``step`` on a fixed batch of 8 random 128×128 patches, after one warm-up step."""
+def training_batch() -> torch.Tensor:
+    """The fixed batch the training steps are timed on: 8 random 128×128 patches (seed 0)."""
     import torch
 
-    torch.manual_seed(0)
-    batch = torch.rand(8, 3, 128, 128)
-    model.train()
-    step(batch)
-    seconds = median_seconds(lambda: step(batch), steps)
-    model.eval()
-    return seconds
+    return torch.rand(8, 3, 128, 128, generator=torch.Generator().manual_seed(0))
+
+
+def alternate_training(steps: Mapping[str, Callable[[torch.Tensor], object]], repeats: int) -> dict[str, float]:
+    """Median seconds of each training ``step`` on :func:`training_batch`, the steps alternating
+    as in :func:`alternate`, after one warm-up step each (the models in train mode already)."""
+    batch = training_batch()
+    for step in steps.values():
+        step(batch)
+    return alternate({name: functools.partial(step, batch) for name, step in steps.items()}, repeats)
