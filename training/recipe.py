@@ -16,7 +16,12 @@ A model fine-tuned *upward* keeps the latent channels its start used: a channel 
 model switched off has a density so narrow that any change to it costs more bits than it saves.
 So the upper half of the ladder (:data:`DESCENDED`) is fine-tuned *downward* from the top rung,
 which has learned to use more channels, two at a time; then the upper half and the top rung are
-polished once. Every run resumes from its checkpoint when the command is run again, so the recipe
+polished once. Last, the hyperprior models (:data:`HYPERPRIORS`, at :data:`HYPER_QUALITIES`) start
+from the analysis and synthesis transforms of the shipped factorized run of their quality
+(``--transforms-from``), which stay frozen while their hyper path learns (``--freeze-transforms-until``),
+side by side, on 128×128 patches (the hyper-synthesis needs 2×2 hyper-latents), the last part at
+a tenth of the learning rate.
+Every run resumes from its checkpoint when the command is run again, so the recipe
 can be spread over several sittings. The run each quality ships (:func:`shipped_run`) is exported
 into the package with ``python -m nicbook export``; the recipe ends by printing those commands
 (see ``training/README.md``).
@@ -50,10 +55,17 @@ TOP_ROUNDS = 5
 #: Qualities fine-tuned down from the top rung's last long round; they and the top rung are then
 #: polished once.
 DESCENDED = (7, 6, 5, 4)
+#: The hyperprior architectures and the qualities they are trained at, from the factorized family.
+HYPERPRIORS = ("hyperprior", "mean-scale")
+HYPER_QUALITIES = (4,)
+HYPER_PATCHES = ["--patch-size", "128", "--batch-size", "4"]
+#: Steps of a hyperprior run, the step from which it trains at a tenth of the learning rate, and
+#: that learning rate (the hyper path starts from scratch, so higher than the fine-tunes').
+HYPER_STEPS, HYPER_DROP_AT, HYPER_LR = 3_500, 3_000, "5e-4"
 
 
-def train(out: Path, quality: int, steps: int, extra: list[str], threads: int) -> None:
-    lmbda = CONFIGURATIONS["factorized"][quality]["lmbda"]
+def train(out: Path, quality: int, steps: int, extra: list[str], threads: int, architecture: str = "factorized") -> None:
+    lmbda = CONFIGURATIONS[architecture][quality]["lmbda"]
     command = [sys.executable, "-m", "nicbook", "train", "--out", str(out), "--lmbda", str(lmbda),
                "--steps", str(steps), "--threads", str(threads), *COMMON, *extra]  # fmt: skip
     print(" ".join(command[1:]), flush=True)
@@ -102,6 +114,15 @@ def run_chain(runs: Path, chain: tuple[int, ...], steps: int, polish_steps: int,
             fine_tune(out, start, quality, polish_steps, POLISH, threads)
 
 
+def hyperprior(runs: Path, architecture: str, quality: int, steps: int, drop_at: int, threads: int,
+               polish_rounds: int) -> None:  # fmt: skip
+    """Train ``architecture``'s hyper path at ``quality`` on the frozen transforms of the shipped factorized run."""
+    start = shipped_run(runs, quality, polish_rounds) / "checkpoint.pt"
+    extra = [*HYPER_PATCHES, "--architecture", architecture, "--transforms-from", str(start), "--lr", HYPER_LR,
+             "--freeze-transforms-until", str(steps), "--lr-drop-at", str(drop_at)]  # fmt: skip
+    train(runs / f"{architecture}-q{quality}", quality, steps, extra, threads, architecture)
+
+
 def side_by_side(runs: list[Callable[[], None]]) -> None:
     """Run ``runs`` two at a time, one per CPU core, and re-raise the first failure."""
     with ThreadPoolExecutor(len(CHAINS)) as pool:
@@ -122,6 +143,9 @@ def main() -> None:
                         help="steps of the top rung's later long rounds")
     parser.add_argument("--descent-steps", type=int, default=6_000,
                         help="steps of every fine-tune down from the top rung")
+    parser.add_argument("--hyper-steps", type=int, default=HYPER_STEPS, help="steps of every hyperprior run")
+    parser.add_argument("--hyper-drop-at", type=int, default=HYPER_DROP_AT,
+                        help="step from which a hyperprior run trains at a tenth of the learning rate")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per chain")
     args = parser.parse_args()
     runs, both_cores = args.runs, 2 * args.threads
@@ -145,10 +169,17 @@ def main() -> None:
                 for quality in DESCENDED] + [(start, run_after(runs, TOP_QUALITY, 1), TOP_QUALITY)]
     side_by_side([partial(fine_tune, out, begin, quality, args.polish_steps, POLISH, args.threads)
                   for begin, out, quality in polished])  # fmt: skip
+    side_by_side([partial(hyperprior, runs, architecture, quality, args.hyper_steps, args.hyper_drop_at,
+                          args.threads, args.polish_rounds)
+                  for architecture in HYPERPRIORS for quality in HYPER_QUALITIES])  # fmt: skip
     print("export the shipped runs into the package (add --hardware to say where they trained):")
     for quality in CONFIGURATIONS["factorized"]:
         print(f"python -m nicbook export {shipped_run(runs, quality, args.polish_rounds)} "
               f"--quality {quality} --kodak $NICBOOK_DATA/kodak")
+    for architecture in HYPERPRIORS:
+        for quality in HYPER_QUALITIES:
+            print(f"python -m nicbook export {runs / f'{architecture}-q{quality}'} "
+                  f"--quality {quality} --kodak $NICBOOK_DATA/kodak")
 
 
 if __name__ == "__main__":

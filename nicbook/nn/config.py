@@ -29,6 +29,9 @@ class TrainConfig:
     trained factorized model then learns mostly its hyper path (also ignored when resuming).
     ``lr_drop_at`` is the step from which the learning rate is ``lr / 10`` (0: never); a short
     stretch at the lower rate at the end of a run settles the weights.
+    ``freeze_transforms_until`` keeps the analysis and synthesis transforms as they are for the
+    steps before it (0: never): a hyperprior warm-started from trained transforms first learns
+    its hyper path alone, which also makes those steps cheaper, and then everything together.
     """
 
     architecture: str = "factorized"
@@ -40,6 +43,7 @@ class TrainConfig:
     patch_size: int = 128
     lr: float = 1e-4
     lr_drop_at: int = 0
+    freeze_transforms_until: int = 0
     quantization: str = "noise"
     seed: int = 0
     device: str = "auto"

@@ -210,14 +210,23 @@ def _run_steps(
     )
     started = time.perf_counter()
     model.train()
+    transforms = [*model.analysis.parameters(), *model.synthesis.parameters()]
+    distributed = isinstance(trained, DistributedDataParallel)
     for step in bar:
         for group in optimizer.param_groups:
             group["lr"] = config.lr / 10 if 0 < config.lr_drop_at <= step else config.lr
+        frozen = step < config.freeze_transforms_until
+        if not distributed:  # no gradients computed for frozen weights (DDP keeps its parameter set)
+            for parameter in transforms:
+                parameter.requires_grad_(not frozen)
         batch = _training_batch(dataset, config.batch_size, config.seed, rank, step).to(device)
         with autocast:
             losses = rd_loss(trained(batch), batch, config.lmbda)
         optimizer.zero_grad(set_to_none=True)
         losses["loss"].backward()
+        if frozen:  # Adam leaves parameters without a gradient untouched
+            for parameter in transforms:
+                parameter.grad = None
         if config.clip_grad_norm > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad_norm)
         optimizer.step()
@@ -239,6 +248,8 @@ def _run_steps(
             )
         if out_dir is not None and (done % config.checkpoint_every == 0 or last):
             save_checkpoint(out_dir / CHECKPOINT_NAME, model, optimizer, done, config)
+    for parameter in transforms:
+        parameter.requires_grad_(True)
 
 
 @torch.no_grad()

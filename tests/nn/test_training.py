@@ -102,6 +102,25 @@ def test_learning_rate_drops_tenfold_at_the_given_step(photos, tiny_config, tmp_
     assert load_checkpoint(tmp_path / "kept" / CHECKPOINT_NAME)["optimizer"]["param_groups"][0]["lr"] == 1e-4
 
 
+def test_frozen_transforms_stay_while_the_hyper_path_learns_then_train_too(photos, tiny_config, tmp_path):
+    def weights(run: str) -> dict[str, torch.Tensor]:
+        return load_checkpoint(tmp_path / run / CHECKPOINT_NAME)["model"]
+
+    fit(tiny_config(tmp_path / "base", 1), photos, progress=False)
+    options = {"architecture": "mean-scale", "patch_size": 64,
+               "transforms_from": str(tmp_path / "base" / CHECKPOINT_NAME)}  # fmt: skip
+    fit(tiny_config(tmp_path / "start", 1, lr=0.0, **options), photos, progress=False)  # the initial weights
+    hyper = tiny_config(tmp_path / "hyper", 2, freeze_transforms_until=2, **options)
+    trained = fit(hyper, photos, progress=False)
+    before, after = weights("start"), weights("hyper")
+    moved = {name for name in after if not torch.equal(after[name], before[name])}
+    assert moved and all(name.startswith(("hyper_", "conditional")) for name in moved), sorted(moved)
+    assert all(parameter.requires_grad for parameter in trained.parameters())
+    hyper.steps = 3  # resumed: the third step trains everything
+    fit(hyper, photos, progress=False)
+    assert not torch.equal(weights("hyper")["analysis.0.weight"], before["analysis.0.weight"])
+
+
 def test_resume_refuses_a_checkpoint_of_another_size(photos, tiny_config, tmp_path):
     fit(tiny_config(tmp_path, 1), photos, progress=False)
     with pytest.raises(NicbookError, match="N=8, M=12"):
