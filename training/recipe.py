@@ -59,9 +59,11 @@ DESCENDED = (7, 6, 5, 4)
 HYPERPRIORS = ("hyperprior", "mean-scale")
 HYPER_QUALITIES = (4,)
 HYPER_PATCHES = ["--patch-size", "128", "--batch-size", "4"]
-#: Steps of a hyperprior run, the step from which it trains at a tenth of the learning rate, and
-#: that learning rate (the hyper path starts from scratch, so higher than the fine-tunes').
-HYPER_STEPS, HYPER_DROP_AT, HYPER_LR = 3_500, 3_000, "5e-4"
+#: Steps of each architecture's hyperprior run and the step from which it trains at a tenth of the
+#: learning rate (the mean-scale model's steps cost more), and that learning rate (the hyper path
+#: starts from scratch, so higher than the fine-tunes').
+HYPER_STEPS = {"hyperprior": (3_500, 3_000), "mean-scale": (2_500, 2_100)}
+HYPER_LR = "5e-4"
 
 
 def train(out: Path, quality: int, steps: int, extra: list[str], threads: int, architecture: str = "factorized") -> None:
@@ -143,9 +145,6 @@ def main() -> None:
                         help="steps of the top rung's later long rounds")
     parser.add_argument("--descent-steps", type=int, default=6_000,
                         help="steps of every fine-tune down from the top rung")
-    parser.add_argument("--hyper-steps", type=int, default=HYPER_STEPS, help="steps of every hyperprior run")
-    parser.add_argument("--hyper-drop-at", type=int, default=HYPER_DROP_AT,
-                        help="step from which a hyperprior run trains at a tenth of the learning rate")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per chain")
     args = parser.parse_args()
     runs, both_cores = args.runs, 2 * args.threads
@@ -169,7 +168,7 @@ def main() -> None:
                 for quality in DESCENDED] + [(start, run_after(runs, TOP_QUALITY, 1), TOP_QUALITY)]
     side_by_side([partial(fine_tune, out, begin, quality, args.polish_steps, POLISH, args.threads)
                   for begin, out, quality in polished])  # fmt: skip
-    side_by_side([partial(hyperprior, runs, architecture, quality, args.hyper_steps, args.hyper_drop_at,
+    side_by_side([partial(hyperprior, runs, architecture, quality, *HYPER_STEPS[architecture],
                           args.threads, args.polish_rounds)
                   for architecture in HYPERPRIORS for quality in HYPER_QUALITIES])  # fmt: skip
     print("export the shipped runs into the package (add --hardware to say where they trained):")
