@@ -62,7 +62,7 @@ HYPER_PATCHES = ["--patch-size", "128", "--batch-size", "4"]
 #: Steps of each architecture's hyperprior run and the step from which it trains at a tenth of the
 #: learning rate (the mean-scale model's steps cost more), and that learning rate (the hyper path
 #: starts from scratch, so higher than the fine-tunes').
-HYPER_STEPS = {"hyperprior": (3_500, 3_000), "mean-scale": (2_500, 2_100)}
+HYPER_STEPS = {"hyperprior": (4_500, 3_000), "mean-scale": (3_500, 2_100)}
 HYPER_LR = "5e-4"
 
 
