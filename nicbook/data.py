@@ -248,14 +248,11 @@ def save_image(image: np.ndarray, path: str | os.PathLike[str]) -> None:
 
 
 def sample_image() -> np.ndarray:
-    """The book's embedded default: Kodak's kodim23, the parrots (768×512 RGB, 512 rows of 768).
+    """The book's embedded default: Kodak's kodim23, the parrots (512 rows of 768 RGB pixels).
 
-    A lossless film scan shipped with the package (``nicbook/images/kodim23.png``, SHA-256
-    :data:`SAMPLE_SHA256`), so every chapter runs on a machine without any data set and no codec
-    is favoured by the image's own past. Credit: "Kodak Lossless True Color Image Suite, kodim23,
-    photo by Steve Kelly" (released by Kodak for unrestricted use; this copy comes from the PyPI
-    wheel of ``sporco==0.2.2.post1``, with the black bottom line of the scan replaced by a copy of
-    the line above). Being a Kodak image it is for evaluation only: nothing trains on it.
+    A lossless film scan shipped with the package, so every chapter runs without a data set and
+    no codec is favoured by the image's own past (source and credit: the module's docstring).
+    Being a Kodak image it is for evaluation only: nothing trains on it.
     """
     return load_image(SAMPLE_PATH)
 

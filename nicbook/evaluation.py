@@ -201,7 +201,7 @@ def neural_records(
     return results
 
 
-def _hyperprior_record(model, image: np.ndarray, name: str) -> dict:
+def _hyperprior_record(model: ScaleHyperprior, image: np.ndarray, name: str) -> dict:
     """:func:`neural_records`' record of one image's file written by a hyperprior model."""
     from nicbook import codec
 
