@@ -9,11 +9,11 @@ removed from the chapters' markdown cells, the introduction no longer promises f
 and the copy is built like the book itself.
 
 The main edition's launch (Colab), repository and issue buttons open the book's repository, whose
-notebooks hold every solution. The student edition's buttons open the student repository instead:
-``--repository`` (by default the book's repository with ``-student`` appended, such as
-https://github.com/nicbook/nicbook-student) at ``--branch`` (``main``), whose root holds these
-sources. Push the written sources there (their ``.gitignore`` leaves out the build) whenever the
-chapters change, or the buttons open stale or missing notebooks.
+notebooks hold every solution. The student edition's buttons open ``--repository`` at ``--branch``,
+whose root holds these sources: by default the book's own repository at its ``student`` branch,
+which the book's workflow rewrites from these sources on every push to ``main``; a course passes
+its own repository instead and pushes the written sources there (their ``.gitignore`` leaves out
+the build) whenever the chapters change, or the buttons open stale or missing notebooks.
 
 The code cells are unchanged, so the build reuses the main book's execution cache
 (``_build/.jupyter_cache``) when it exists instead of running every chapter again. The notebooks in
@@ -111,9 +111,13 @@ def student_config(config: dict, repository: str, branch: str) -> dict:
     }
 
 
+#: The branch of the book's repository that holds the student edition's sources (see the workflow).
+STUDENT_BRANCH = "student"
+
+
 def default_repository() -> str:
-    """The book's repository (from ``_config.yml``) with ``-student`` appended."""
-    return yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"].rstrip("/") + "-student"
+    """The book's repository (from ``_config.yml``), whose ``student`` branch holds the student sources."""
+    return yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
 
 
 def _write_yaml(path: Path, data: dict) -> None:
@@ -156,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         default=default_repository(),
         help="the student repository the launch, repository and issue buttons open (default: %(default)s)",
     )
-    parser.add_argument("--branch", default="main", help="its branch (default: %(default)s)")
+    parser.add_argument("--branch", default=STUDENT_BRANCH, help="its branch (default: %(default)s)")
     args = parser.parse_args(argv)
     write_sources(args.out, args.repository, args.branch)
     print(f"student notebooks: {args.out / 'chapters'} (push {args.out} to {args.repository}, branch {args.branch})")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tracemalloc
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +14,7 @@ from hypothesis import strategies as st
 from nicbook import blockcoder
 from nicbook.blockcoder import BlockTransformCoder, DCTCoder, KLTCoder, read_header, training_klt_coder
 from nicbook.data import sample_image, stand_in_training_image
+from nicbook.deadzone import dequantize
 from nicbook.errors import BitstreamError, ImageFormatError, UnsupportedFormatError
 from nicbook.evaluation import rd_curve
 from nicbook.metrics import bpp, psnr
@@ -72,6 +75,9 @@ def test_an_image_whose_indices_are_all_zero_round_trips():
 def test_any_coder_decodes_a_dct_stream(image, klt):
     data = DCTCoder().encode(image, 8.0)
     assert np.array_equal(klt.decode(data), DCTCoder().decode(data))
+    small = DCTCoder(4).encode(image, 8.0)  # of any block size
+    assert np.array_equal(DCTCoder().decode(small), DCTCoder(4).decode(small))
+    assert np.array_equal(klt.decode(small), DCTCoder(4).decode(small))
 
 
 def test_psnr_rises_and_rate_falls_with_step(image, klt):
@@ -188,8 +194,110 @@ def test_streams_of_version_1_still_decode():
     crop = stand_in_training_image()[100:148, 200:264]
     assert read_header(data).version == 1
     now = DCTCoder().encode(crop, step=12.0)
-    assert read_header(now).version == blockcoder.VERSION == 2
+    assert read_header(now).version == blockcoder.VERSION == 3
     assert np.array_equal(DCTCoder().decode(data), DCTCoder().decode(now))
+
+
+def test_streams_of_version_2_still_decode():
+    """Written by the release before segmented payloads (one rANS stream for the whole image): the
+    DCT coder at step 12 on the crop of the version-1 stream, and a KLT coder learned on a 37×53 crop
+    of the sample image (4×4 blocks, embedded basis, frequency weighting 0.5) at step 6."""
+    data = (DATA / "blockcoder-version2.nbtc").read_bytes()
+    crop = stand_in_training_image()[100:148, 200:264]
+    assert read_header(data).version == 2
+    now = DCTCoder().encode(crop, step=12.0)
+    assert np.array_equal(DCTCoder().decode_coefficients(data), DCTCoder().decode_coefficients(now))
+    assert np.array_equal(DCTCoder().decode(data), DCTCoder().decode(now))
+    klt = (DATA / "blockcoder-version2-klt.nbtc").read_bytes()
+    header = read_header(klt)
+    assert (header.version, header.basis_kind, header.block_size, header.height, header.width) == (2, "embedded", 4, 37, 53)
+    indices = DCTCoder().decode_coefficients(klt)
+    assert indices.shape == (3, 140, 16) and np.abs(indices).max() == 46
+    assert zlib.crc32(indices.astype("<i8").tobytes()) == 2871290037  # as the writing release decoded it
+    decoded = DCTCoder().decode(klt)
+    assert decoded.shape == (37, 53, 3) and psnr(sample_image()[200:237, 300:353], decoded) > 35
+
+
+def test_the_encoder_writes_the_pinned_version_3_stream():
+    """4×4 DCT blocks at step 5 on a 45×70 crop of the sample image, in segments of at most 300
+    indices: 13 blocks each, so that most segments begin and end inside a block row."""
+    pinned = (DATA / "blockcoder-version3.nbtc").read_bytes()
+    crop = sample_image()[200:245, 300:370]
+    coder = DCTCoder(block_size=4, segment_symbols=300)
+    assert coder.encode(crop, 5.0) == pinned
+    assert np.array_equal(DCTCoder(4).decode_coefficients(pinned), coder.quantized_coefficients(crop, 5.0))
+    assert psnr(crop, DCTCoder(4).decode(pinned)) > 35
+
+
+def reference_decode(coder, image, step):
+    """What decoding must give: the quantized coefficients, dequantized and synthesised in one go."""
+    indices = coder.quantized_coefficients(image, step)
+    return coder.synthesise(dequantize(indices, coder.steps(step)), image.shape[:2])
+
+
+@pytest.mark.parametrize(
+    ("shape", "block_size", "segment_symbols"),
+    [
+        ((1, 1), 8, 1),  # one block, one index a segment at most
+        ((5, 300), 8, 200),  # one block row, cut inside it
+        ((8, 64), 8, 2_000),  # one block row, whole
+        ((37, 53), 4, 1),  # one block per segment
+        ((37, 53), 4, 250),  # segments ending inside block rows
+        ((61, 40), 8, 1_500),  # whole block rows per segment, the last segment shorter
+        ((100, 33), 16, 10_000),
+        ((70, 90), 2, blockcoder.SEGMENT_SYMBOLS),
+    ],
+)
+def test_round_trip_across_segment_boundaries(shape, block_size, segment_symbols):
+    rng = np.random.default_rng(sum(shape))
+    ramp = np.add.outer(np.arange(shape[0]), 2 * np.arange(shape[1]))[..., None] + np.array([0, 40, 90])
+    image = np.clip(ramp + rng.normal(0, 12, (*shape, 3)), 0, 255).astype(np.uint8)
+    coder = DCTCoder(block_size, segment_symbols=segment_symbols)
+    for step in (3.0, 40.0):
+        data = coder.encode(image, step)
+        assert np.array_equal(coder.decode_coefficients(data), coder.quantized_coefficients(image, step))
+        decoded = coder.decode(data)
+        # Exact but for the last bit of a matrix product over pieces of other sizes.
+        assert decoded.shape == image.shape and np.abs(decoded.astype(int) - reference_decode(coder, image, step)).max() <= 1
+    # Segment sizes change the payload only: the same indices.
+    whole = DCTCoder(block_size).encode(image, 3.0)
+    assert np.array_equal(DCTCoder(block_size).decode_coefficients(whole), coder.decode_coefficients(coder.encode(image, 3.0)))
+
+
+def test_an_image_with_all_indices_zero_in_many_segments():
+    image = np.full((50, 70, 3), 128, dtype=np.uint8)
+    image[..., 0] = 129
+    coder = DCTCoder(4, segment_symbols=1)
+    data = coder.encode(image, 30.0)
+    assert not coder.decode_coefficients(data).any()
+    assert len(data) == blockcoder._HEADER.size + 3 * 16 + 4  # a zero per table, no payload
+    assert np.array_equal(coder.decode(data), reference_decode(coder, image, 30.0))
+    with pytest.raises(BitstreamError, match="all-zero"):
+        coder.decode(bytes(data[:-4]) + b"\x00" + zlib.crc32(data[:-4] + b"\x00").to_bytes(4, "little"))
+
+
+def test_segments_bound_the_decoders_memory():
+    """A 1.5-megapixel photo-like image (the sample image, mirrored and tiled; 2.5 bpp at step 4)
+    decodes in its own 3 bytes per pixel and about 6 more (one segment of indices and a piece of
+    pixels at a time; the whole image at once took over 300); coding it holds its int16 indices
+    (6 bytes per pixel) and a segment's working memory."""
+    tile = np.concatenate([sample_image(), sample_image()[::-1]])
+    image = np.ascontiguousarray(np.tile(tile, (1, 2, 1))[:, :1500])
+    coder = DCTCoder()
+    tracemalloc.start()
+    try:
+        data = coder.encode(image, 4.0)
+        encoding = tracemalloc.get_traced_memory()[1]
+        tracemalloc.reset_peak()
+        decoded = coder.decode(data)
+        decoding = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    pixels = image.shape[0] * image.shape[1]
+    assert len(blockcoder._segments(coder._parse(data))) > 3
+    assert psnr(image, decoded) > 40
+    assert decoding / pixels < 3 + 7, decoding / pixels
+    assert encoding / pixels < 20, encoding / pixels
 
 
 def test_forged_headers_with_valid_crc_are_rejected(image, with_crc):
@@ -207,6 +315,54 @@ def test_forged_headers_with_valid_crc_are_rejected(image, with_crc):
     taller[7:11] = (4000).to_bytes(4, "little")
     with pytest.raises(BitstreamError):
         DCTCoder().decode(with_crc(bytes(taller), "little"))
+
+
+def peak_of(function, *args):
+    """``function(*args)``'s exception and the most memory it held, in bytes."""
+    tracemalloc.start()
+    try:
+        with pytest.raises(BitstreamError) as refusal:
+            function(*args)
+        return refusal.value, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_forged_sizes_and_segments_are_refused_before_decoding(image, with_crc):
+    coder = DCTCoder(segment_symbols=2_000)
+    data = coder.encode(image, 8.0)
+    payload = coder._parse(data).payload
+    start = len(data) - 4 - len(payload)  # where the payload begins: blocks per segment, then segments
+    per_segment, first = blockcoder.decode_uvarint(data, start)
+    body = data[:-4]
+    forgeries = {
+        "4096×4096 pixels": body[:7] + (4096).to_bytes(4, "little") * 2 + body[15:],
+        "2 rows more": body[:7] + (98).to_bytes(4, "little") + body[11:],
+        "longer segments": body[:start] + blockcoder.encode_uvarint(per_segment + 1) + body[first:],
+        "huge segments": body[:start] + blockcoder.encode_uvarint(1 << 20) + body[first:],
+        "no segments": body[:start] + blockcoder.encode_uvarint(0) + body[first:],
+        "a longer first segment": body[:first] + blockcoder.encode_uvarint(len(body)) + body[first + 1 :],
+        "a byte after the last segment": body + b"\x00",
+        "a truncated last segment": body[:-1],
+    }
+    for what, forged in forgeries.items():
+        error, peak = peak_of(coder.decode, with_crc(forged, "little"))
+        assert peak < 2**20, (what, peak)  # the 4096×4096 image alone would take 48 MiB
+        assert "\n" not in str(error), what
+    with pytest.raises(BitstreamError, match="too short"):
+        coder.decode(with_crc(forgeries["4096×4096 pixels"], "little"))
+
+
+def test_forged_tables_are_refused_before_they_are_built(with_crc):
+    """Tables of ±16,384 for all 192 coefficients (about 6 million entries, a minute and 250 MiB to
+    build) declared in a 1 KB stream."""
+    header = blockcoder._HEADER.pack(blockcoder.MAGIC, blockcoder.VERSION, 0, 8, 8, 8, 1.0, 0.0, 0.0, 0)
+    tables = (blockcoder.encode_uvarint(blockcoder.MAX_ABS_INDEX) + bytes((16, 200))) * 192
+    error, peak = peak_of(DCTCoder().decode, with_crc(header + tables + b"\x01\x02\x00\x00", "little"))
+    assert "tables" in str(error) and peak < 2**20
+    image = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    with pytest.raises(ValueError, match="too small"):
+        DCTCoder(32).encode(image, 0.05)  # 3,072 tables of thousands of entries
 
 
 def test_invalid_inputs():

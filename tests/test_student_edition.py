@@ -86,11 +86,13 @@ def test_student_sources_stand_alone(tmp_path):
     assert {"_build/", "node_modules"} <= set((tmp_path / ".gitignore").read_text().split())
 
 
-def test_student_repository_defaults_to_the_book_repository_with_a_suffix(tmp_path):
+def test_student_edition_defaults_to_the_student_branch_the_workflow_publishes(tmp_path):
     assert student_edition.main(["--out", str(tmp_path), "--no-build"]) == 0
     book = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]
     student = yaml.safe_load((tmp_path / "_config.yml").read_text())["repository"]
-    assert student["url"] == book["url"] + "-student" and student["branch"] == "main"
+    assert student["url"] == book["url"] and student["branch"] == student_edition.STUDENT_BRANCH != book["branch"]
+    workflow = (ROOT / ".github" / "workflows" / "book.yml").read_text()
+    assert f"HEAD:{student_edition.STUDENT_BRANCH}" in workflow, "the workflow must publish the student branch"
 
 
 def test_intro_rewording_fails_loudly_when_the_intro_changes():

@@ -59,7 +59,7 @@ from nicbook.codec.hyperprior import HyperLatents
 from nicbook.nn.models import STRIDE, FactorizedPrior, ScaleHyperprior
 from nicbook.nn.ops import coding_device, run_in_precision
 from nicbook.nn.tensors import to_tensor
-from nicbook.nn.tiling import analysis_in_tiles, synthesis_in_tiles
+from nicbook.nn.tiling import analysis_in_tiles, synthesis_in_tiles, tile_side
 
 __all__ = [
     "EXACT_DTYPE",
@@ -153,7 +153,8 @@ def compress(
         raise NicbookError("latent refinement is written for factorized models only")
     entropy_model = model.hyper_entropy_model if hyper else model.entropy_model
     entropy_model.ensure_tables()
-    x = to_tensor(pad_to_stride(image), entropy_model.medians.device)
+    # Pixels side by side per position (channels last): oneDNN's faster layout for the analysis.
+    x = to_tensor(pad_to_stride(image), entropy_model.medians.device).contiguous(memory_format=torch.channels_last)
     y = analysis_in_tiles(model.analysis, x)
     if hyper:
         payload, decoded = hyperprior.encode(model, y)
@@ -245,8 +246,10 @@ def reconstruct(
         y_hat = symbols.latents().to(device, dtype).unsqueeze(0)
     else:
         y_hat = model.entropy_model.from_symbols(symbols, dtype, device).unsqueeze(0)
+    layout = torch.contiguous_format if exact else torch.channels_last  # float64 keeps torch's own kernels
     return synthesis_in_tiles(
-        lambda part: run_in_precision(model.synthesis, part, dtype), y_hat, header.height, header.width
+        lambda part: run_in_precision(model.synthesis, part, dtype, layout), y_hat, header.height, header.width,
+        tile_side(dtype),
     )
 
 

@@ -213,10 +213,17 @@ def _search(symbols: np.ndarray, prices: np.ndarray, block: int) -> tuple[ScaleC
     choice does not depend on the order of summation (the number of threads).
     """
     channels, height, width = symbols.shape
-    steps, span = len(SCALES), 2 * SEARCH_RANGE + 1
-    clipped = np.clip(symbols.reshape(channels, -1), -SEARCH_RANGE, SEARCH_RANGE) + SEARCH_RANGE
-    rows = np.arange(channels)[:, None] * (steps * span) + clipped
-    price = prices.reshape(channels, steps, span)
+    # Only the values that occur are priced: fewer, the smaller the latents (the sums are the same).
+    reach = min(SEARCH_RANGE, int(np.abs(symbols).max(initial=0)))
+    steps, span = len(SCALES), 2 * reach + 1
+    clipped = np.clip(symbols.reshape(channels, -1), -reach, reach) + reach
+    price = np.ascontiguousarray(prices.reshape(channels, steps, -1)[..., SEARCH_RANGE - reach : SEARCH_RANGE + reach + 1])
+    # Most latents are zero: a block's zeros are priced per channel in one matrix product, the
+    # other values one by one. Sums of integers in float64 are exact in any order.
+    zero = clipped == reach
+    zero_positions = zero.astype(np.float64)
+    busy_channel, busy_position = np.nonzero(~zero)
+    busy_rows = busy_channel * (steps * span) + clipped[busy_channel, busy_position]
     position_block = _block_of_positions(height, width, block).ravel()
     blocks = int(position_block.max()) + 1
     level_price, gain_price, shift_price = _side_prices(block)
@@ -236,7 +243,10 @@ def _search(symbols: np.ndarray, prices: np.ndarray, block: int) -> tuple[ScaleC
 
     def block_costs(levels: np.ndarray) -> np.ndarray:
         """Cost of each block ``(blocks,)`` when every channel is coded at ``levels[c]``."""
-        per_position = prices[rows + np.clip(levels, 0, steps - 1)[:, None] * span].sum(axis=0)
+        level = np.clip(levels, 0, steps - 1)
+        per_position = price[np.arange(channels), level, reach].astype(np.float64) @ zero_positions
+        busy = price.reshape(-1)[busy_rows + (level * span)[busy_channel]]
+        per_position += np.bincount(busy_position, weights=busy, minlength=per_position.size)
         return np.bincount(position_block, weights=per_position, minlength=blocks)
 
     gains = np.full(channels, UNIT_GAIN)

@@ -2,7 +2,9 @@
 
 The coder keeps ``L`` states side by side ("lanes"); symbol ``i`` is coded by lane ``i % L``, so
 each step of the Python loop codes a whole row of ``L`` symbols with a handful of numpy
-operations.
+operations. A stream of few lanes (at most :data:`SERIAL_LANES`: a small file, where the lanes'
+cost would weigh) is coded one symbol at a time in plain Python integers instead, which is then the
+faster loop; both write the same stream.
 
 **Format 2** (written). States are 64-bit and move 32-bit words in and out, staying in
 ``[2**32, 2**64)``: at least ``2**16`` times any frequency of a table (precision at most 16
@@ -44,8 +46,7 @@ the stream's length: corrupt input can neither hang nor read out of bounds.
 from __future__ import annotations
 
 import bisect
-import weakref
-from collections.abc import Callable
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -83,12 +84,10 @@ MAX_ESCAPE_DISTANCE = (1 << 32) - 1
 #: Bits a stream may hold beyond its symbols' information: lane count, lengths, final states. A
 #: payload shorter than its symbols' least possible information minus this is corrupt.
 STREAM_SLACK_BITS = 256
-#: Decoding looks symbols up in per-slot arrays (``2**precision`` entries per table: fast) for up to
-#: this many tables in one message, and by binary search over the tables' cumulative frequencies
-#: beyond it, where the per-slot arrays would take too much memory (an adaptive coder's table sets).
-MAX_SLOT_TABLES = 256
-#: Per tables object, the per-slot decoding arrays of the last stack of tables decoded with.
-_SLOT_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+#: Streams of at most this many lanes are coded one symbol at a time in plain Python integers
+#: (about half a microsecond a symbol) rather than a row at a time in numpy (several microseconds
+#: a row, whatever its length): a small file's few lanes would make numpy's loop the slower one.
+SERIAL_LANES = 24
 _U64 = np.uint64
 
 
@@ -111,29 +110,6 @@ def fewest_lanes(n_symbols: int) -> int:
 def most_lanes(n_symbols: int) -> int:
     """The most lanes a format-2 stream of ``n_symbols`` may have."""
     return min(int(n_symbols), max(MAX_LANES, fewest_lanes(n_symbols)))
-
-
-def _slot_tables(tables: FrequencyTables, used: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-slot decoding arrays for the tables ``used`` stacked, plus one padding block.
-
-    For slot ``s`` of block ``b`` (``key = b * 2**precision + s``): the flat table entry
-    that owns it, its frequency, and ``s - cumulative``, so that a decoding step is
-    ``state = freq[key] * (state >> precision) + bias[key]``. The padding block decodes
-    a certain symbol, which leaves the state unchanged. The last stack of each tables object is cached.
-    """
-    key = tuple(used.tolist())
-    if _SLOT_CACHE.get(tables, (None,))[0] != key:
-        slots = 1 << tables.precision
-        entries = [
-            np.repeat(np.arange(tables.starts[t], tables.starts[t] + tables.sizes[t] + 1), tables.table(t))
-            for t in key
-        ]
-        entry = np.concatenate(entries + [np.full(slots, tables.frequencies.size)]).astype(np.int32)
-        freq = np.append(tables.frequencies, slots).astype(np.uint32)
-        start = np.append(tables.cumulative, 0).astype(np.uint32)
-        slot = np.tile(np.arange(slots, dtype=np.uint32), len(key) + 1)
-        _SLOT_CACHE[tables] = (key, entry, freq[entry], slot - start[entry])
-    return _SLOT_CACHE[tables][1:]
 
 
 def _search_tables(tables: FrequencyTables, used: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -335,6 +311,8 @@ def _encode_lanes(freq: np.ndarray, start: np.ndarray, precision: int, state: np
     lanes = state.size
     if lanes == 0:
         return state, np.zeros(0, dtype=np.uint64)
+    if lanes <= SERIAL_LANES:
+        return _encode_lanes_serially(freq, start, precision, state)
     rows = -(-freq.size // lanes)
     # Padding positions code a certain symbol (frequency 2**precision): the identity map.
     padded_freq = np.full(rows * lanes, 1 << precision, dtype=np.uint64)
@@ -359,42 +337,50 @@ def _encode_lanes(freq: np.ndarray, start: np.ndarray, precision: int, state: np
     return state, np.concatenate(emitted[::-1]) & _U64(WORD_MASK)
 
 
+def _encode_lanes_serially(freq: np.ndarray, start: np.ndarray, precision: int, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_encode_lanes` one symbol at a time: the same states and words, in the same order."""
+    states, lanes, words = state.tolist(), state.size, []
+    shift = 64 - precision
+    for i, f, c in zip(range(freq.size - 1, -1, -1), freq[::-1].tolist(), start[::-1].tolist()):
+        lane = i % lanes
+        value = states[lane]
+        if value >> shift >= f:
+            words.append(value & WORD_MASK)
+            value >>= WORD_BITS
+        quotient, remainder = divmod(value, f)
+        states[lane] = (quotient << precision) + remainder + c
+    # The decoder reads words row by row, lane by lane: in the order of the symbols that shed them.
+    return np.array(states, dtype=np.uint64), np.array(words[::-1], dtype=np.uint64)
+
+
 class _Lookup:
     """Decoding arrays for the tables a message uses: a symbol's entry, frequency and bias from
-    its table and the low ``precision`` bits of the state (its slot)."""
+    its table's key block and the low ``precision`` bits of the state (its slot), by binary search
+    over where the entries begin (:func:`_search_tables`: memory in proportion to the tables'
+    entries, not to ``2**precision`` per table; per-slot arrays were no faster)."""
 
     def __init__(self, tables: FrequencyTables, table_of: np.ndarray) -> None:
         slots = 1 << tables.precision
         used = np.flatnonzero(np.bincount(table_of, minlength=tables.num_tables))
-        self.by_slot = used.size <= MAX_SLOT_TABLES
-        self.arrays = _slot_tables(tables, used) if self.by_slot else _search_tables(tables, used)
+        self.arrays = _search_tables(tables, used)
         block_of_table = np.zeros(tables.num_tables, dtype=np.uint64)
         block_of_table[used] = np.arange(used.size, dtype=np.uint64) * _U64(slots)
         self.block = block_of_table[table_of]
         self.padding_block = used.size * slots
         self.several_blocks = used.size > 1
+        self._lists: tuple[list[int], ...] | None = None
 
     def step(self, key: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Entry, frequency and bias (``slot - cumulative``) of each key (block + slot)."""
-        if self.by_slot:
-            entry, freq, bias = self.arrays
-            return entry[key], freq[key], bias[key]
         begins, entry, freq, begin = self.arrays
         at = begins.searchsorted(key, side="right")
         return entry[at], freq[at], key - begin[at]
 
-    def scalar_step(self) -> Callable[[int], tuple[int, int, int]]:
-        """:meth:`step` for one key, in plain Python (the serial starter's loop)."""
-        if self.by_slot:
-            entry, freq, bias = self.arrays
-            return lambda key: (int(entry[key]), int(freq[key]), int(bias[key]))
-        begins, entry, freq, begin = (array.tolist() for array in self.arrays)
-
-        def step(key: int) -> tuple[int, int, int]:
-            at = bisect.bisect_right(begins, key)
-            return entry[at], freq[at], key - begin[at]
-
-        return step
+    def search_lists(self) -> tuple[list[int], list[int], list[int], list[int]]:
+        """The search arrays as Python lists, for the loops over one symbol at a time."""
+        if self._lists is None:
+            self._lists = tuple(array.tolist() for array in self.arrays)
+        return self._lists
 
 
 @dataclass
@@ -486,14 +472,13 @@ def rans_decode(
         return np.zeros(0, dtype=np.int64)
     if stream_format == 2:  # it costs at least its information, less a few bits
         check_capacity(len(data), np.bincount(table_of, minlength=tables.num_tables), tables, f"its {n} symbols")
+    lanes = (_parse_format_1 if stream_format == 1 else _parse_format_2)(data, n)
     lookup = _Lookup(tables, table_of)
     if stream_format == 1:
-        lanes = _parse_format_1(data, n)
         entry, state, read = _decode_lanes(lanes, lookup, lookup.block, tables.precision)
         if read != lanes.words.size or np.any(state != 1 << 16):
             raise BitstreamError("corrupt rANS stream: it does not end in the initial state")
     else:
-        lanes = _parse_format_2(data, n)
         starter_positions = starter_mask(n, lanes.stride)
         entry = np.empty(n, dtype=np.int64)
         entry[~starter_positions], state, read = _decode_lanes(lanes, lookup, lookup.block[~starter_positions], tables.precision)
@@ -519,6 +504,8 @@ def _decode_lanes(lanes: _Lanes, lookup: _Lookup, blocks: np.ndarray, precision:
     state, count, n = lanes.state, lanes.state.size, blocks.size
     if count == 0:
         return np.zeros(0, dtype=np.int64), state, 0
+    if count <= SERIAL_LANES:
+        return _decode_lanes_serially(lanes, lookup, blocks, precision)
     rows = -(-n // count)
     block = np.full(rows * count, lookup.padding_block, dtype=np.uint64)
     block[:n] = blocks
@@ -545,17 +532,39 @@ def _decode_lanes(lanes: _Lanes, lookup: _Lookup, blocks: np.ndarray, precision:
     return entries.ravel()[:n], state, read
 
 
+def _decode_lanes_serially(lanes: _Lanes, lookup: _Lookup, blocks: np.ndarray, precision: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """:func:`_decode_lanes` one symbol at a time, reading the words in the same order."""
+    states, words = lanes.state.tolist(), lanes.words.tolist()
+    begins, entry, freq, begin = lookup.search_lists()
+    slot_mask, lower, word_bits = (1 << precision) - 1, lanes.lower, lanes.word_bits
+    entries, read = [], 0
+    for lane, block in zip(itertools.cycle(range(len(states))), blocks.tolist()):
+        value = states[lane]
+        key = block + (value & slot_mask)
+        at = bisect.bisect_right(begins, key)
+        entries.append(entry[at])
+        value = freq[at] * (value >> precision) + key - begin[at]
+        if value < lower:
+            if read == len(words):
+                raise BitstreamError("rANS stream truncated")
+            value = value << word_bits | words[read]
+            read += 1
+        states[lane] = value
+    return np.array(entries, dtype=np.int64), np.array(states, dtype=lanes.state.dtype), read
+
+
 def _decode_serially(state: int, stack: list[int], lookup: _Lookup, blocks: np.ndarray, precision: int) -> np.ndarray:
     """The starter's symbols, whose tables start at ``blocks``, from its state and word stack;
     checks that it ends where the encoder started."""
-    entries = np.empty(blocks.size, dtype=np.int64)
-    slot_mask = (1 << precision) - 1
-    step = lookup.scalar_step()
-    for i, block in enumerate(blocks.tolist()):
-        entries[i], freq, bias = step(block + (state & slot_mask))
-        state = freq * (state >> precision) + bias
+    begins, entry, freq, begin = lookup.search_lists()
+    slot_mask, entries = (1 << precision) - 1, []
+    for block in blocks.tolist():
+        key = block + (state & slot_mask)
+        at = bisect.bisect_right(begins, key)
+        entries.append(entry[at])
+        state = freq[at] * (state >> precision) + key - begin[at]
         if state < STATE_LOWER and stack:
             state = state << WORD_BITS | stack.pop()
     if state != STARTER_INITIAL or stack:
         raise BitstreamError("corrupt rANS stream: it does not end in the initial state")
-    return entries
+    return np.array(entries, dtype=np.int64)

@@ -57,8 +57,11 @@ class GDN(nn.Module):
         channels = x.shape[1]
         beta = self.beta_reparam(self.beta)
         gamma = self.gamma_reparam(self.gamma).reshape(channels, channels, 1, 1)
-        norm = torch.sqrt(F.conv2d(x * x, gamma, beta))
-        return x * norm if self.inverse else x / norm
+        norm = F.conv2d(x * x, gamma, beta)
+        if torch.is_grad_enabled():
+            return x * torch.sqrt(norm) if self.inverse else x * torch.rsqrt(norm)
+        # Coding: in place, two passes fewer over the largest tensors of the transforms.
+        return (norm.sqrt_() if self.inverse else norm.rsqrt_()).mul_(x)
 
     def extra_repr(self) -> str:
         return f"{self.beta.numel()}, inverse={self.inverse}"

@@ -59,17 +59,25 @@ def coding_device(device: torch.device) -> torch.device:
     return torch.device("cpu") if device.type == "mps" else device
 
 
-def run_in_precision(module: nn.Module, x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+def run_in_precision(
+    module: nn.Module, x: torch.Tensor, dtype: torch.dtype, memory_format: torch.memory_format = torch.contiguous_format
+) -> torch.Tensor:
     """``module(x)`` with its floating-point weights and input cast to ``dtype`` (module unchanged).
 
-    Runs on the CPU when ``x`` is on Apple's MPS, which has no float64.
+    ``memory_format=torch.channels_last`` lays images and convolution kernels out channel by
+    channel within each pixel, which oneDNN convolves faster on CPUs. Runs on the CPU when ``x`` is
+    on Apple's MPS, which has no float64.
     """
     device = coding_device(x.device)
-    state = {
-        name: tensor.to(device, dtype) if tensor.is_floating_point() else tensor.to(device)
-        for name, tensor in module.state_dict().items()
-    }
-    return torch.func.functional_call(module, state, (x.to(device, dtype),))
+
+    def cast(tensor: torch.Tensor) -> torch.Tensor:
+        if not tensor.is_floating_point():
+            return tensor.to(device)
+        layout = memory_format if tensor.dim() == 4 else torch.preserve_format
+        return tensor.to(device, dtype, memory_format=layout)
+
+    state = {name: cast(tensor) for name, tensor in module.state_dict().items()}
+    return torch.func.functional_call(module, state, (cast(x),))
 
 
 def resolve_device(name: str = "auto") -> torch.device:

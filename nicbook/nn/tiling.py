@@ -19,9 +19,17 @@ import torch
 from nicbook.nn.models import STRIDE
 from nicbook.nn.tensors import to_image
 
-#: Latent positions per tile side (512 pixels), and the overlap on each side (64 pixels).
-TILE = 32
+#: Latent positions per tile side (768 pixels: a Kodak photo is one tile), and the overlap on each
+#: side (64 pixels).
+TILE = 48
 MARGIN = 4
+
+
+def tile_side(dtype: torch.dtype) -> int:
+    """Latent positions per tile side for values of ``dtype``: :data:`TILE` up to 4-byte floats,
+    fewer for wider ones (33 for float64), so that a tile takes about the same memory."""
+    itemsize = torch.finfo(dtype).bits // 8
+    return TILE if itemsize <= 4 else int(TILE * (4 / itemsize) ** 0.5)
 
 
 def tile_spans(size: int, tile: int = TILE, margin: int = MARGIN) -> Iterator[tuple[slice, slice, slice]]:
