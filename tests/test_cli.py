@@ -117,7 +117,7 @@ def test_encode_decode_info_round_trip(capsys, tmp_path, checkpoint, picture):
     info = json.loads(out)
     assert status == 0 and (info["width"], info["height"]) == (70, 45)
     assert info["bytes"] == (tmp_path / "x.nic").stat().st_size and info["estimated_bits"] > 0
-    assert info["version"] == 6
+    assert info["version"] == 8
     status, out, _ = run(capsys, "info", tmp_path / "x.nic")
     assert status == 0 and json.loads(out)["estimated_bits"] is None
     status, _, _ = run(

@@ -137,7 +137,7 @@ def compress(
     """Encode an ``(H, W, 3)`` uint8 image (any size) with ``model`` into ``.nic`` bytes.
 
     For a factorized model, ``adaptive`` (the default) sends per-image scales of the latent
-    distributions and codes with them (format version 6, smaller files); ``False`` codes with the
+    distributions and codes with them (format version 8, smaller files); ``False`` codes with the
     model's tables as they are (version 5), whose size the model's rate estimate predicts.
     ``refinement`` searches for better latents for this image before coding them
     (:mod:`nicbook.codec.refinement`: slower, smaller for the same quality; ``progress`` shows a
@@ -224,8 +224,13 @@ def decode_latents(
     kind, stream_format = PAYLOADS[header.version]
     if kind == "hyperprior":
         return header, hyperprior.decode(model, payload, header.latent_shape, stream_format), model
-    decode = {"static": latents.decode, "scales-v2": adaptive_coding.decode_version_2, "scales": adaptive_coding.decode}[kind]
-    return header, decode(payload, header.latent_shape, model.entropy_model.tables, stream_format), model
+    tables = model.entropy_model.tables
+    if kind in ("scales", "scales-idle"):
+        symbols = adaptive_coding.decode(payload, header.latent_shape, tables, stream_format, idle=kind == "scales-idle")
+    else:
+        decode = {"static": latents.decode, "scales-v2": adaptive_coding.decode_version_2}[kind]
+        symbols = decode(payload, header.latent_shape, tables, stream_format)
+    return header, symbols, model
 
 
 @torch.no_grad()

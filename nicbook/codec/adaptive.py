@@ -16,10 +16,15 @@ The stretched tables are derived from the model's integer tables alone, with exa
 arithmetic (no libm, no summation-order dependence), so encoder and decoder build the same tables
 on every machine.
 
+The smallest scale marks *idle* latents: a latent whose table lands on it (a channel idle in this
+image, or quiet in this block) is zero and is not coded at all, so it costs neither bits nor the
+rANS coder's time; the encoder's search prices a non-zero latent there as impossible.
+
 Payload layout: ``block side u8 | side length (uvarint) | side information | latents``; the side
 information is the channel levels, the channel gains and the block shifts, rANS-coded with fixed
-tables. Version 2 of the ``.nic`` format (still read, see :func:`decode_version_2`) had 32×32-pixel
-blocks, unit gains and no block-side byte.
+tables; the latents are those not idle, in C order. Versions 3 and 6 of the ``.nic`` format (still
+read, ``idle=False``) coded idle latents too; version 2 (see :func:`decode_version_2`) had
+32×32-pixel blocks, unit gains and no block-side byte.
 """
 
 from __future__ import annotations
@@ -51,6 +56,13 @@ SCALES: tuple[float, ...] = (
     1.4142135623730951, 2.0, 2.8284271247461903, 4.0, 5.656854249492381, 8.0,
 )  # fmt: skip
 UNIT = SCALES.index(1.0)
+#: A channel's level, and its level in a block once moved by the block's shift: 0 marks *idle*
+#: latents (all zero, not coded: files of version 8 on), level ``l >= 1`` stretches by ``SCALES[l - 1]``.
+IDLE = 0
+LEVELS = len(SCALES) + 1
+#: The search's price of a non-zero latent at the idle level: above any other choice's cost, yet
+#: small enough that sums of it stay exact in int64 and float64.
+IMPOSSIBLE = 1 << 36
 #: Sides of the square blocks of latent positions that share a factor; the encoder tries each.
 BLOCK_SIDES = (1, 2)
 #: How strongly a channel follows its block's factor: ``GAINS[k] = k / 2``.
@@ -66,18 +78,19 @@ SEARCH_RANGE = 64
 PRICE_UNITS = 1024
 
 # Fixed tables of the side information, shaped after the choices made on held-out training photos:
-# channel levels (many channels are idle in a given image and take the smallest scale), block
-# shifts (mostly at or below zero: the training patches were busier than an average block; one
-# table per block side) and channel gains.
-_LEVEL_WEIGHTS = (20, 0.1, 0.1, 3, 7, 8, 8, 6, 1.5, 0.2, 0.1, 0.1, 0.1)
+# channel levels (many channels are idle in a given image), block shifts (mostly at or below
+# zero: the training patches were busier than an average block; one table per block side) and
+# channel gains.
+_LEVEL_WEIGHTS = (27, 0.1, 0.1, 0.7, 13, 24, 15, 16, 4.6, 0.1, 0.1, 0.1, 0.1, 0.1)  # idle, then SCALES
+_SCALE_WEIGHTS = (20, 0.1, 0.1, 3, 7, 8, 8, 6, 1.5, 0.2, 0.1, 0.1, 0.1)  # levels before idle ones (versions 2 to 6)
 _SHIFT_WEIGHTS = (9, 15, 21, 30, 19, 5, 1)  # 32×32-pixel blocks; also version 2's table
 _SMALL_SHIFT_WEIGHTS = (15, 13, 16, 30, 20, 5, 1.3)  # 16×16-pixel blocks
 _GAIN_WEIGHTS = (39, 3, 40, 12, 7)
-_LEVEL_TABLE, _GAIN_TABLE = 0, 2
+_SCALE_TABLE, _GAIN_TABLE, _LEVEL_TABLE = 0, 2, 4
 _SHIFT_TABLE = {2: 1, 1: 3}  # block side -> table
 _SIDE_TABLES = FrequencyTables.from_pmfs(
-    [np.array(w) for w in (_LEVEL_WEIGHTS, _SHIFT_WEIGHTS, _GAIN_WEIGHTS, _SMALL_SHIFT_WEIGHTS)],
-    [0, -MAX_SHIFT, 0, -MAX_SHIFT],
+    [np.array(w) for w in (_SCALE_WEIGHTS, _SHIFT_WEIGHTS, _GAIN_WEIGHTS, _SMALL_SHIFT_WEIGHTS, _LEVEL_WEIGHTS)],
+    [0, -MAX_SHIFT, 0, -MAX_SHIFT, 0],
     precision=12,
     escape_probability=2.0**-12,
 )
@@ -157,23 +170,28 @@ def _build_scaled(tables: FrequencyTables, path: Path) -> FrequencyTables:
 class ScaleChoice:
     """The side information of one image: which scaled table codes each latent.
 
-    ``levels`` ``(C,)``: each channel's scale, an index into :data:`SCALES`; ``gains`` ``(C,)``: each
-    channel's gain, an index into :data:`GAINS`; ``shifts`` ``(blocks,)``: each block's factor in
-    grid steps (``-MAX_SHIFT..MAX_SHIFT``), blocks of ``block × block`` latent positions row-major.
+    ``levels`` ``(C,)``: each channel's level (:data:`IDLE`, or ``l`` for ``SCALES[l - 1]``);
+    ``gains`` ``(C,)``: each channel's gain, an index into :data:`GAINS`; ``shifts`` ``(blocks,)``:
+    each block's factor in grid steps (``-MAX_SHIFT..MAX_SHIFT``), blocks of ``block × block``
+    latent positions row-major; ``floor``: the lowest level a shift moves a channel to (:data:`IDLE`;
+    the smallest scale in files of version 6 and before, which have no idle latents).
     """
 
     block: int
     levels: np.ndarray
     gains: np.ndarray
     shifts: np.ndarray
+    floor: int = IDLE
 
     def block_tables(self) -> np.ndarray:
-        """Scaled-table index (:func:`scaled_tables`) of every channel in every block, ``(C, blocks)``."""
+        """Scaled-table index (:func:`scaled_tables`) of every channel in every block, ``(C, blocks)``:
+        -1 where its latents are idle."""
         moved = self.levels[:, None] + _level_offsets(self.gains[:, None], self.shifts[None, :])
-        return np.arange(self.levels.size)[:, None] * len(SCALES) + np.clip(moved, 0, len(SCALES) - 1)
+        level = np.clip(moved, self.floor, LEVELS - 1)
+        return np.where(level == IDLE, -1, np.arange(self.levels.size)[:, None] * len(SCALES) + level - 1)
 
     def table_indices(self, shape: tuple[int, int, int]) -> np.ndarray:
-        """Scaled-table index of every latent of a ``(C, h, w)`` block in C order."""
+        """Scaled-table index of every latent of a ``(C, h, w)`` block in C order: -1 where idle."""
         _, height, width = shape
         return self.block_tables()[:, _block_of_positions(height, width, self.block).ravel()].ravel()
 
@@ -197,7 +215,7 @@ def _price_units(bits: np.ndarray) -> np.ndarray:
 
 def _side_prices(block: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """What each channel level, channel gain and block shift costs in the side information (search units)."""
-    kinds = [(_LEVEL_TABLE, np.arange(len(SCALES))), (_GAIN_TABLE, np.arange(len(GAINS))),
+    kinds = [(_LEVEL_TABLE, np.arange(LEVELS)), (_GAIN_TABLE, np.arange(len(GAINS))),
              (_SHIFT_TABLE[block], np.arange(-MAX_SHIFT, MAX_SHIFT + 1))]  # fmt: skip
     prices = (_SIDE_TABLES.information_bits(values, np.full(values.size, table)) for table, values in kinds)
     return tuple(_price_units(bits) for bits in prices)
@@ -215,13 +233,13 @@ def _search(symbols: np.ndarray, prices: np.ndarray, block: int) -> tuple[ScaleC
     channels, height, width = symbols.shape
     # Only the values that occur are priced: fewer, the smaller the latents (the sums are the same).
     reach = min(SEARCH_RANGE, int(np.abs(symbols).max(initial=0)))
-    steps, span = len(SCALES), 2 * reach + 1
+    steps, span = LEVELS, 2 * reach + 1
     clipped = np.clip(symbols.reshape(channels, -1), -reach, reach) + reach
     price = np.ascontiguousarray(prices.reshape(channels, steps, -1)[..., SEARCH_RANGE - reach : SEARCH_RANGE + reach + 1])
-    # Most latents are zero: a block's zeros are priced per channel in one matrix product, the
-    # other values one by one. Sums of integers in float64 are exact in any order.
+    # Most latents are zero: a block's zeros are priced per channel in one product (einsum's own
+    # integer loop: a BLAS call would cost more in thread synchronisation), the other values one by one.
     zero = clipped == reach
-    zero_positions = zero.astype(np.float64)
+    zero_positions = zero.astype(np.int64)
     busy_channel, busy_position = np.nonzero(~zero)
     busy_rows = busy_channel * (steps * span) + clipped[busy_channel, busy_position]
     position_block = _block_of_positions(height, width, block).ravel()
@@ -244,9 +262,9 @@ def _search(symbols: np.ndarray, prices: np.ndarray, block: int) -> tuple[ScaleC
     def block_costs(levels: np.ndarray) -> np.ndarray:
         """Cost of each block ``(blocks,)`` when every channel is coded at ``levels[c]``."""
         level = np.clip(levels, 0, steps - 1)
-        per_position = price[np.arange(channels), level, reach].astype(np.float64) @ zero_positions
+        per_position = np.einsum("c,cp->p", price[np.arange(channels), level, reach], zero_positions)
         busy = price.reshape(-1)[busy_rows + (level * span)[busy_channel]]
-        per_position += np.bincount(busy_position, weights=busy, minlength=per_position.size)
+        per_position = per_position + np.bincount(busy_position, weights=busy, minlength=per_position.size)
         return np.bincount(position_block, weights=per_position, minlength=blocks)
 
     gains = np.full(channels, UNIT_GAIN)
@@ -272,7 +290,9 @@ def _price_list(tables: FrequencyTables) -> np.ndarray:
     scaled = scaled_tables(tables)
     values = np.arange(-SEARCH_RANGE, SEARCH_RANGE + 1)
     table_of = np.repeat(np.arange(scaled.num_tables), values.size)
-    return _price_units(scaled.information_bits(np.tile(values, scaled.num_tables), table_of))
+    prices = _price_units(scaled.information_bits(np.tile(values, scaled.num_tables), table_of))
+    idle = np.broadcast_to(np.where(values == 0, 0, IMPOSSIBLE), (tables.num_tables, 1, values.size))
+    return np.concatenate([idle, prices.reshape(tables.num_tables, len(SCALES), values.size)], axis=1).ravel()
 
 
 def choose_scales(symbols: np.ndarray, tables: FrequencyTables) -> ScaleChoice:
@@ -286,9 +306,10 @@ def choose_scales(symbols: np.ndarray, tables: FrequencyTables) -> ScaleChoice:
     return min(found, key=lambda candidate: candidate[1])[0]
 
 
-def _side_kinds(block: int, channels: int, blocks: int, with_gains: bool = True) -> np.ndarray:
-    """Side table of every side-information symbol: levels, gains (if any), then shifts."""
-    tables = [_LEVEL_TABLE, _GAIN_TABLE, _SHIFT_TABLE[block]]
+def _side_kinds(block: int, channels: int, blocks: int, with_gains: bool = True, idle: bool = True) -> np.ndarray:
+    """Side table of every side-information symbol: levels (with idle ones, or scales only), gains
+    (if any), then shifts."""
+    tables = [_LEVEL_TABLE if idle else _SCALE_TABLE, _GAIN_TABLE, _SHIFT_TABLE[block]]
     counts = [channels, channels if with_gains else 0, blocks]
     return np.repeat(tables, counts)
 
@@ -301,15 +322,23 @@ def encode(symbols: np.ndarray, tables: FrequencyTables) -> bytes:
         _side_kinds(choice.block, choice.levels.size, choice.shifts.size),
         _SIDE_TABLES,
     )
-    latents = rans_encode(symbols.reshape(-1), choice.table_indices(symbols.shape), scaled_tables(tables))
+    indices = choice.table_indices(symbols.shape)
+    coded = indices >= 0
+    if symbols.reshape(-1)[~coded].any():
+        raise RuntimeError("the scale search left a non-zero latent at the idle level")
+    latents = rans_encode(symbols.reshape(-1)[coded], indices[coded], scaled_tables(tables))
     return bytes([choice.block]) + encode_uvarint(len(side)) + side + latents
 
 
 def decode(
-    data: bytes, shape: tuple[int, int, int], tables: FrequencyTables, stream_format: int = STREAM_FORMAT
+    data: bytes,
+    shape: tuple[int, int, int],
+    tables: FrequencyTables,
+    stream_format: int = STREAM_FORMAT,
+    idle: bool = True,
 ) -> np.ndarray:
     """Inverse of :func:`encode`: the integer latents ``(C, h, w)`` (``stream_format``: the rANS
-    streams', 1 in files of version 3).
+    streams', 1 in files of version 3; ``idle=False``: idle latents were coded, versions 3 and 6).
 
     Raises :class:`~nicbook.errors.BitstreamError` for an unknown block side, side information out
     of range or a payload too short for the latents it claims (checked before they are decoded).
@@ -317,14 +346,14 @@ def decode(
     if not data or data[0] not in BLOCK_SIDES:
         found = f"block side {data[0]}" if data else "an empty payload"
         raise BitstreamError(f"{found} in the latent payload: corrupt file")
-    return _decode(data, 1, shape, tables, data[0], True, stream_format)
+    return _decode(data, 1, shape, tables, data[0], True, stream_format, idle)
 
 
 def decode_version_2(
     data: bytes, shape: tuple[int, int, int], tables: FrequencyTables, stream_format: int = 1
 ) -> np.ndarray:
     """The latents of a version-2 payload: 32×32-pixel blocks, unit gains, no block-side byte."""
-    return _decode(data, 0, shape, tables, 2, False, stream_format)
+    return _decode(data, 0, shape, tables, 2, False, stream_format, False)
 
 
 def _decode(
@@ -335,6 +364,7 @@ def _decode(
     block: int,
     with_gains: bool,
     stream_format: int,
+    idle: bool,
 ) -> np.ndarray:
     """The latents of a payload whose side information starts at ``position``."""
     channels, height, width = shape
@@ -346,19 +376,23 @@ def _decode(
     position_block = _block_of_positions(height, width, block)
     blocks = int(position_block.max()) + 1
     try:
-        kinds = _side_kinds(block, channels, blocks, with_gains)
+        kinds = _side_kinds(block, channels, blocks, with_gains, idle)
         side = rans_decode(data[position : position + side_length], kinds, _SIDE_TABLES, stream_format)
     except BitstreamError as error:
         raise BitstreamError(f"corrupt side information in the latent payload ({error})") from None
     levels, shifts = side[:channels], side[side.size - blocks :]
     gains = side[channels : 2 * channels] if with_gains else np.full(channels, UNIT_GAIN)
-    in_range = [(levels, 0, len(SCALES) - 1), (gains, 0, len(GAINS) - 1), (shifts, -MAX_SHIFT, MAX_SHIFT)]
+    floor = IDLE if idle else IDLE + 1  # without idle levels, shifts stop at the smallest scale
+    levels = levels + floor  # files without idle levels number the scales from 0
+    in_range = [(levels, floor, LEVELS - 1), (gains, 0, len(GAINS) - 1), (shifts, -MAX_SHIFT, MAX_SHIFT)]
     if not all(low <= values.min() and values.max() <= high for values, low, high in in_range):
         raise BitstreamError("side information out of range: corrupt latent payload")
-    choice = ScaleChoice(block, levels, gains, shifts)
+    choice = ScaleChoice(block, levels, gains, shifts, floor)
     scaled = scaled_tables(tables)
     payload = data[position + side_length :]
-    positions = np.bincount(position_block.ravel(), minlength=blocks)
-    counts = np.bincount(choice.block_tables().ravel(), np.tile(positions, channels), scaled.num_tables)
-    check_capacity(len(payload), counts, scaled, f"{shape} latents")
-    return rans_decode(payload, choice.table_indices(shape), scaled, stream_format).reshape(shape)
+    indices = choice.table_indices(shape)
+    coded = indices >= 0
+    check_capacity(len(payload), np.bincount(indices[coded], minlength=scaled.num_tables), scaled, f"{shape} latents")
+    values = np.zeros(indices.size, dtype=np.int64)
+    values[coded] = rans_decode(payload, indices[coded], scaled, stream_format)
+    return values.reshape(shape)

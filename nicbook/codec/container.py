@@ -6,11 +6,12 @@ Layout (integers big-endian)::
     | weights hash (8 bytes) | height u32 | width u32 | channels u16 | latent height u16
     | latent width u16 | payload length u32 | payload | CRC-32 of everything before, u32
 
-The payload of version 6 (written by default) is the per-image scales and the latents coded with
-the matching stretched tables (:mod:`nicbook.codec.adaptive`); that of version 5 is the latents
-coded with the model's own tables (:mod:`nicbook.codec.latents`); that of version 7 is a
-hyperprior's side information and latents (:mod:`nicbook.codec.hyperprior`). Versions 3, 1 and 4
-hold the same payloads coded with the rANS coder's earlier stream format
+The payload of version 8 (written by default) is the per-image scales and the latents coded with
+the matching stretched tables, idle latents left out (:mod:`nicbook.codec.adaptive`); that of
+version 5 is the latents coded with the model's own tables (:mod:`nicbook.codec.latents`); that of
+version 7 is a hyperprior's side information and latents (:mod:`nicbook.codec.hyperprior`).
+Version 6 held per-image scales with the idle latents coded too; versions 3, 1 and 4 hold the
+payloads of 6, 5 and 7 coded with the rANS coder's earlier stream format
 (:mod:`nicbook.entropy.rans`); version 2, the per-image scales of an earlier release (32×32-pixel
 blocks only, no channel gains), is still read too (:data:`PAYLOADS`).
 
@@ -61,9 +62,10 @@ PAYLOADS: dict[int, tuple[str, int]] = {
     5: ("static", 2),
     6: ("scales", 2),
     7: ("hyperprior", 2),
+    8: ("scales-idle", 2),
 }
 #: The versions written: by default, with the model's own tables, with a hyperprior model.
-FORMAT_VERSION = 6
+FORMAT_VERSION = 8
 STATIC_VERSION = 5
 HYPERPRIOR_VERSION = 7
 READABLE_VERSIONS = tuple(PAYLOADS)

@@ -338,19 +338,24 @@ def _encode_lanes(freq: np.ndarray, start: np.ndarray, precision: int, state: np
 
 
 def _encode_lanes_serially(freq: np.ndarray, start: np.ndarray, precision: int, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`_encode_lanes` one symbol at a time: the same states and words, in the same order."""
-    states, lanes, words = state.tolist(), state.size, []
-    shift = 64 - precision
-    for i, f, c in zip(range(freq.size - 1, -1, -1), freq[::-1].tolist(), start[::-1].tolist()):
-        lane = i % lanes
-        value = states[lane]
-        if value >> shift >= f:
-            words.append(value & WORD_MASK)
-            value >>= WORD_BITS
-        quotient, remainder = divmod(value, f)
-        states[lane] = (quotient << precision) + remainder + c
-    # The decoder reads words row by row, lane by lane: in the order of the symbols that shed them.
-    return np.array(states, dtype=np.uint64), np.array(words[::-1], dtype=np.uint64)
+    """:func:`_encode_lanes` one symbol at a time, a lane after another: the same states, and the
+    same words in the same order (the decoder reads them row by row: in the order of the symbols
+    that shed them)."""
+    lanes, n = state.size, freq.size
+    shift, growth = 64 - precision, (1 << precision) - freq
+    final, shed = [], []  # shed: (symbol, word)
+    for lane in range(lanes):
+        value = int(state[lane])
+        last = lane + (n - 1 - lane) // lanes * lanes  # this lane's last symbol: coded first
+        backwards = slice(last, None if lane == 0 else lane - 1, -lanes)
+        for i, f, g, c in zip(range(last, -1, -lanes), *(a[backwards].tolist() for a in (freq, growth, start))):
+            if value >> shift >= f:  # coding would pass 2**64: shed a word first
+                shed.append((i, value & WORD_MASK))
+                value >>= WORD_BITS
+            value += value // f * g + c  # (value // f) * 2**precision + value % f + c
+        final.append(value)
+    shed.sort()
+    return np.array(final, dtype=np.uint64), np.array([word for _, word in shed], dtype=np.uint64)
 
 
 class _Lookup:

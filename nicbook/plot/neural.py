@@ -129,9 +129,10 @@ def plot_side_information(
     bar.ax.set_yticklabels([f"{2 ** (move / 2):.2g}" for move in moves])
     pixels = STRIDE * choice.block
     middle.set(title=f"factor of each {pixels}×{pixels}-pixel block", xticks=[], yticks=[])
-    scales, gains = len(adaptive.SCALES), len(adaptive.GAINS)
-    right.bar(range(scales), np.bincount(choice.levels, minlength=scales))
-    right.set(xticks=range(scales)[::2], xticklabels=[f"{s:g}" for s in adaptive.SCALES[::2]],
+    levels, gains = adaptive.LEVELS, len(adaptive.GAINS)
+    labels = ["idle", *(f"{s:g}" for s in adaptive.SCALES)]
+    right.bar(range(levels), np.bincount(choice.levels, minlength=levels))
+    right.set(xticks=range(levels)[::2], xticklabels=labels[::2],
               xlabel="channel scale $s_c$", ylabel="channels", title=f"{model_name}: channel scales")
     far_right.bar(range(gains), np.bincount(choice.gains, minlength=gains))
     far_right.set(xticks=range(gains), xticklabels=[f"{g:g}" for g in adaptive.GAINS],

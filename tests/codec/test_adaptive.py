@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nicbook.codec.adaptive import SCALES, UNIT, choose_scales, decode, encode, scaled_tables
+from nicbook.codec.adaptive import IDLE, SCALES, UNIT, choose_scales, decode, encode, scaled_tables
 from nicbook.entropy import FrequencyTables, decode_uvarint, encode_uvarint, rans_encode
 from nicbook.errors import BitstreamError
 
@@ -39,7 +39,7 @@ def test_the_search_picks_narrow_tables_for_quiet_latents_and_wide_ones_for_busy
     busy = np.round(rng.laplace(0, 20, (16, 16))).astype(np.int64)
     symbols = np.stack([np.zeros((16, 16), np.int64), busy])
     choice = choose_scales(symbols, tables)
-    assert choice.levels[0] < UNIT < choice.levels[1]
+    assert choice.levels[0] == IDLE and choice.levels[1] > UNIT + 1  # level UNIT + 1: unit scale
     assert choice.shifts.shape == ((-(-16 // choice.block)) ** 2,)
 
 
@@ -85,6 +85,20 @@ def test_round_trips_exactly_with_escapes_and_beats_the_fixed_tables(shape, lapl
     if shape[1] * shape[2] > 50:
         channels = np.repeat(np.arange(shape[0]), shape[1] * shape[2])
         assert len(data) < len(rans_encode(symbols.ravel(), channels, tables))
+
+
+def test_idle_latents_are_left_out_of_the_stream_and_lone_values_are_kept(laplace_tables):
+    rng = np.random.default_rng(6)
+    tables = laplace_tables((3.0,) * 8)
+    symbols = np.zeros((8, 16, 16), np.int64)
+    symbols[:2] = np.round(rng.laplace(0, 3, (2, 16, 16)))
+    symbols[2, 5, 7] = 1  # one value in a channel otherwise idle, and in a quiet region
+    data = encode(symbols, tables)
+    assert np.array_equal(decode(data, symbols.shape, tables), symbols)
+    choice = choose_scales(symbols, tables)
+    assert (choice.levels[3:] == IDLE).all() and choice.levels[2] != IDLE
+    with pytest.raises(BitstreamError):  # the stream holds fewer latents than all of them
+        decode(data, symbols.shape, tables, idle=False)
 
 
 def test_broken_side_information_and_short_payloads_raise_clear_errors(laplace_tables):

@@ -76,7 +76,7 @@ def test_decoded_image_is_the_synthesis_of_the_rounded_latents(model, image, enc
 
 
 def test_the_default_is_per_image_scales_and_both_versions_hold_the_same_image(model, encoded, static_encoded):
-    assert (read_header(encoded).version, read_header(static_encoded).version) == (6, 5)
+    assert (read_header(encoded).version, read_header(static_encoded).version) == (8, 5)
     _, adaptive_symbols, _ = decode_latents(encoded, model)
     _, static_symbols, _ = decode_latents(static_encoded, model)
     assert np.array_equal(adaptive_symbols, static_symbols)
@@ -96,21 +96,22 @@ def test_per_image_scales_make_a_shipped_model_s_files_smaller(shipped, sample):
 
 
 def test_files_of_earlier_releases_still_decode():
-    """Files written by earlier releases, all with the rANS coder's format 1: versions 1 (the
-    model's tables) and 2 (the first per-image scales) of one crop hold the same latents, and
-    version 3 (per-image scales) of another crop the same latents as the version 6 the encoder
-    writes now from that crop, whose bytes are pinned. The crops are of matplotlib's Grace Hopper
-    portrait, the sample image of those releases (now the training stand-in)."""
+    """Files written by earlier releases: versions 1 (the model's tables) and 2 (the first per-image
+    scales) of one crop hold the same latents, and versions 3 (per-image scales, the rANS coder's
+    format 1) and 6 (format 2, idle latents coded) of another crop the same latents as the version 8
+    the encoder writes now from that crop, whose bytes are pinned. The crops are of matplotlib's
+    Grace Hopper portrait, the sample image of those releases (now the training stand-in)."""
     model = zoo.load("factorized", quality=2)
-    files = {v: (DATA / f"sample-q2-version{v}.nic").read_bytes() for v in (1, 2, 3)}
+    files = {v: (DATA / f"sample-q2-version{v}.nic").read_bytes() for v in (1, 2, 3, 6)}
     decoded = {v: decode_latents(files[v], model) for v in files}
     assert all(decoded[v][0].version == v for v in files)
     assert np.array_equal(decoded[1][1], decoded[2][1])
     assert np.array_equal(decompress(files[2], model), decompress(files[1], model))
     crop = stand_in_training_image()[64:192, 96:288]
     current = compress(crop, model)
-    assert current == (DATA / "sample-q2-version6.nic").read_bytes()
+    assert current == (DATA / "sample-q2-version8.nic").read_bytes()
     assert np.array_equal(decode_latents(current, model)[1], decoded[3][1])
+    assert np.array_equal(decoded[6][1], decoded[3][1])
     assert psnr(crop, decompress(current, model)) > 25
 
 

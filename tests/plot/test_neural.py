@@ -71,7 +71,7 @@ def test_side_information_figure_shows_the_choice():
     picture, blocks, scales, gain_axis = figure.axes[:4]
     np.testing.assert_array_equal(blocks.images[0].get_array(), shifts.reshape(2, 3))
     heights = [patch.get_height() for patch in scales.patches]
-    np.testing.assert_array_equal(heights, np.bincount(levels, minlength=len(adaptive.SCALES)))
+    np.testing.assert_array_equal(heights, np.bincount(levels, minlength=adaptive.LEVELS))
     heights = [patch.get_height() for patch in gain_axis.patches]
     np.testing.assert_array_equal(heights, np.bincount(gains, minlength=len(adaptive.GAINS)))
     assert picture.get_title() == "picture" and "32×32" in blocks.get_title()
