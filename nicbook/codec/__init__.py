@@ -153,9 +153,9 @@ def compress(
         raise NicbookError("latent refinement is written for factorized models only")
     entropy_model = model.hyper_entropy_model if hyper else model.entropy_model
     entropy_model.ensure_tables()
-    # Pixels side by side per position (channels last): oneDNN's faster layout for the analysis.
-    x = to_tensor(pad_to_stride(image), entropy_model.medians.device).contiguous(memory_format=torch.channels_last)
-    y = analysis_in_tiles(model.analysis, x)
+    x = to_tensor(pad_to_stride(image), entropy_model.medians.device)
+    # Channels last (each position's channels side by side), for the weights too: oneDNN's faster layout.
+    y = analysis_in_tiles(lambda part: run_in_precision(model.analysis, part, x.dtype, torch.channels_last), x)
     if hyper:
         payload, decoded = hyperprior.encode(model, y)
         return pack(HYPERPRIOR_VERSION, model.name, weights_hash(model), (height, width), decoded.symbols.shape, payload)

@@ -64,11 +64,11 @@ def run_in_precision(
 ) -> torch.Tensor:
     """``module(x)`` with its floating-point weights and input cast to ``dtype`` (module unchanged).
 
-    ``memory_format=torch.channels_last`` lays images and convolution kernels out channel by
-    channel within each pixel, which oneDNN convolves faster on CPUs. Runs on the CPU when ``x`` is
-    on Apple's MPS, which has no float64.
+    ``memory_format=torch.channels_last`` lays images and convolution kernels out with each
+    position's channels side by side, which oneDNN convolves faster on CPUs. Runs on the CPU when ``x`` is
+    on Apple's MPS in float64, which MPS does not have.
     """
-    device = coding_device(x.device)
+    device = coding_device(x.device) if dtype == torch.float64 else x.device
 
     def cast(tensor: torch.Tensor) -> torch.Tensor:
         if not tensor.is_floating_point():
