@@ -31,6 +31,8 @@ valid file, never one that decodes differently.
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import torch
 
@@ -224,13 +226,13 @@ def decode_latents(
     kind, stream_format = PAYLOADS[header.version]
     if kind == "hyperprior":
         return header, hyperprior.decode(model, payload, header.latent_shape, stream_format), model
-    tables = model.entropy_model.tables
-    if kind in ("scales", "scales-idle"):
-        symbols = adaptive_coding.decode(payload, header.latent_shape, tables, stream_format, idle=kind == "scales-idle")
-    else:
-        decode = {"static": latents.decode, "scales-v2": adaptive_coding.decode_version_2}[kind]
-        symbols = decode(payload, header.latent_shape, tables, stream_format)
-    return header, symbols, model
+    decode = {
+        "static": latents.decode,
+        "scales-v2": adaptive_coding.decode_version_2,
+        "scales": partial(adaptive_coding.decode, idle=False),
+        "scales-idle": adaptive_coding.decode,
+    }[kind]
+    return header, decode(payload, header.latent_shape, model.entropy_model.tables, stream_format), model
 
 
 @torch.no_grad()
