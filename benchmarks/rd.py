@@ -1,7 +1,8 @@
 """Rate–distortion of every codec of the book on one folder of images (Kodak).
 
-For nicbook's neural codec (every shipped zoo model, plus ``--checkpoint`` files; its files with
-per-image scales, the default, and with the models' own tables), nicbook's JPEG
+For nicbook's neural codec (every shipped zoo model, plus ``--checkpoint`` files, one curve per
+architecture; for the factorized models, files with per-image scales, the default, and with the
+models' own tables), nicbook's JPEG
 (4:2:0), nicbook's KLT block coder (basis learned on the training photos, never on DIR), and Pillow's
 JPEG 4:2:0, WebP, JPEG 2000 (OpenJPEG, irreversible, colour transform) and AVIF: the RD points
 (bpp from the real file sizes, mean RGB PSNR over the images) and the Bjøntegaard delta rate of each
@@ -43,48 +44,53 @@ NICBOOK_JPEG = SimpleNamespace(
 )
 KLT_STEPS = (4.0, 7.0, 12.0, 20.0, 32.0, 50.0)
 REFERENCE = "JPEG"
-ADAPTIVE = "nicbook (factorized)"
 STATIC = "nicbook (factorized, model tables)"
 REFINED = "nicbook (factorized, refined encoder)"
 PEER = "WebP"  # the second yardstick: the codec a learned one should beat first
 
 
+def family(architecture: str) -> str:
+    """The name of the RD curve of a zoo architecture's models: ``nicbook (hyperprior)``."""
+    return f"nicbook ({architecture})"
+
+
 def neural_points(
     images: list[np.ndarray], checkpoints: list[Path], refine_steps: int = 0
 ) -> dict[str, list[tuple[float, float]]]:
-    """RD points of every shipped zoo model and every checkpoint, sorted by rate: files with
-    per-image scales (the default) and with the models' own tables, and, when ``refine_steps`` is
-    positive, default files whose latents the encoder refined (:mod:`nicbook.codec.refinement`). The
-    first two code the same latents, so they decode to the same image (``tests/codec/test_codec.py``
-    checks it), whose PSNR is measured once."""
+    """RD points of every shipped zoo model and every checkpoint, one curve per architecture, sorted
+    by rate. A factorized model adds two: files with its own tables, and, when ``refine_steps`` is
+    positive, files whose latents the encoder refined (:mod:`nicbook.codec.refinement`). Its default
+    files and those with its own tables code the same latents, so they decode to the same image
+    (``tests/codec/test_codec.py`` checks it), whose PSNR is measured once."""
     models = [
         (zoo.load(entry["architecture"], entry["quality"]), entry["lmbda"]) for entry in zoo.shipped()
     ]
     for path in checkpoints:
         state = load_checkpoint(path)
         models.append((model_from_checkpoint(state), state["train_config"]["lmbda"]))
-    names = [ADAPTIVE, STATIC] + ([REFINED] if refine_steps else [])
-    points: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
+    points: dict[str, list[tuple[float, float]]] = {}
     refine_seconds = []
     for model, lmbda in tqdm(models, desc="nicbook neural codec"):
+        adaptive = family(model.architecture)
+        names = [adaptive] + ([STATIC] + ([REFINED] if refine_steps else []) if model.architecture == "factorized" else [])
         sizes = {name: [] for name in names}
-        qualities = {ADAPTIVE: [], REFINED: []}
+        qualities = {adaptive: [], REFINED: []}
         refinement = LatentRefinement(lmbda, refine_steps)
         for image in images:
             data = codec.compress(image, model)
-            static = codec.compress(image, model, adaptive=False)
-            sizes[ADAPTIVE].append(metrics.bpp(data, image.shape))
-            sizes[STATIC].append(metrics.bpp(static, image.shape))
-            qualities[ADAPTIVE].append(metrics.psnr(image, codec.decompress(data, model)))
-            if refine_steps:
+            sizes[adaptive].append(metrics.bpp(data, image.shape))
+            qualities[adaptive].append(metrics.psnr(image, codec.decompress(data, model)))
+            if STATIC in sizes:
+                sizes[STATIC].append(metrics.bpp(codec.compress(image, model, adaptive=False), image.shape))
+            if REFINED in sizes:
                 start = time.perf_counter()
                 refined = codec.compress(image, model, refinement=refinement)
                 refine_seconds.append(time.perf_counter() - start)
                 sizes[REFINED].append(metrics.bpp(refined, image.shape))
                 qualities[REFINED].append(metrics.psnr(image, codec.decompress(refined, model)))
         for name, rates in sizes.items():
-            psnrs = qualities[REFINED if name == REFINED else ADAPTIVE]
-            points[name].append((float(np.mean(rates)), float(np.mean(psnrs))))
+            psnrs = qualities[REFINED if name == REFINED else adaptive]
+            points.setdefault(name, []).append((float(np.mean(rates)), float(np.mean(psnrs))))
     if refine_seconds:
         print(f"refined encoder ({refine_steps} steps): {np.mean(refine_seconds):.1f} s per image on average")
     return {name: sorted(curve) for name, curve in points.items()}
@@ -134,10 +140,9 @@ def main() -> None:
     print(f"KLT learned on {source}")
     curves["KLT coder"] = rd_curve(klt, images, KLT_STEPS, progress=True)
     neural = neural_points(images, args.checkpoint, args.refine_steps)
-    if neural[ADAPTIVE]:
-        for name, points in neural.items():
-            curves[name] = (np.array([p[0] for p in points]), np.array([p[1] for p in points]))
-    else:
+    for name, points in neural.items():
+        curves[name] = (np.array([p[0] for p in points]), np.array([p[1] for p in points]))
+    if not neural:
         print("neural codec: no shipped zoo weights and no --checkpoint, so it is not measured")
 
     references = [name for name in (REFERENCE, PEER) if name in curves]

@@ -131,11 +131,17 @@ def _models(args) -> int:
     from nicbook import zoo
 
     entries = zoo.available()
+    kodak = {entry["name"]: entry["kodak"] for entry in zoo.shipped() if "kodak" in entry}
+    for entry in entries:
+        if entry["name"] in kodak:
+            entry["kodak"] = {key: kodak[entry["name"]][key] for key in ("bpp", "psnr")}
     if args.json:
         print(json.dumps(entries, indent=1))
         return 0
     for entry in entries:
         status = "shipped" if entry["shipped"] else "not shipped"
+        if "kodak" in entry:
+            status += f"  Kodak {entry['kodak']['bpp']:.4f} bpp, {entry['kodak']['psnr']:.2f} dB"
         print(f"{entry['name']:16s} lambda={entry['lmbda']:<7g} N={entry['N']} M={entry['M']}  {status}")
     return 0
 
@@ -223,7 +229,7 @@ def _add_codec_commands(subparsers) -> None:
     model_options(info, with_zoo=False)
     info.set_defaults(func=_info)
 
-    models = subparsers.add_parser("models", help="list the neural codecs of the zoo")
+    models = subparsers.add_parser("models", help="list the neural codecs of the zoo (shipped ones with their Kodak point)")
     models.add_argument("--json", action="store_true", help="print JSON")
     models.set_defaults(func=_models)
 

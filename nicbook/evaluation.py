@@ -4,8 +4,8 @@ Every RD point in the book comes from :func:`image_records`: each image is encod
 counted and decoded, and the decoding is compared with the original. :func:`rd_curve` sweeps a
 codec's settings; :func:`evaluate_folder` measures one neural model on a folder (Kodak), and
 :func:`neural_records` several models' files of a few images in detail (torch is imported only
-then). :func:`closest_setting` finds a codec's file nearest a given rate, for comparisons at equal
-rate; :func:`rd_cost` and :func:`coded_point` give the ``R + λD`` a model trained with λ minimises.
+then). :func:`closest_setting` finds a codec's file nearest a given rate, and :func:`gain_at_equal_rate`
+the PSNR a point gains over a curve, for comparisons at equal rate; :func:`rd_cost` and :func:`coded_point` give the ``R + λD`` a model trained with λ minimises.
 A *codec* here is anything with ``encode(image, setting) -> bytes`` and ``decode(bytes) -> image``
 (and optionally ``settings``, its default sweep): the Pillow codecs, the block coders.
 """
@@ -32,6 +32,7 @@ __all__ = [
     "closest_setting",
     "coded_point",
     "evaluate_folder",
+    "gain_at_equal_rate",
     "image_records",
     "mean_point",
     "neural_records",
@@ -106,6 +107,27 @@ def records_curve(record_lists: Sequence[Sequence[dict]], rate: str = "bpp") -> 
         raise ValueError("a curve needs at least one list of records")
     rates, qualities = zip(*(mean_point(records, rate) for records in record_lists))
     return np.array(rates), np.array(qualities)
+
+
+def gain_at_equal_rate(
+    point: tuple[float, float], curve: tuple[Sequence[float], Sequence[float]], reach: float = 0.1
+) -> float:
+    """PSNR of ``point`` (bpp, dB) less the PSNR of ``curve`` (bpps, PSNRs) at the same rate, in dB.
+
+    The curve is interpolated linearly in log-rate between its two points around the rate. A rate
+    just beyond the curve's ends (by at most ``reach`` in natural log-rate, 10 % by default) extends
+    the line through the two end points; farther out a curve says nothing, and ``ValueError`` is raised.
+    """
+    rates, qualities = (np.asarray(values, dtype=float) for values in curve)
+    order = np.argsort(rates)
+    logs, qualities = np.log(rates[order]), qualities[order]
+    rate, quality = point
+    at = float(np.log(rate))
+    if len(logs) < 2 or not logs[0] - reach <= at <= logs[-1] + reach:
+        raise ValueError(f"{rate:.4f} bpp lies outside the curve's rates, {rates.min():.4f} to {rates.max():.4f}")
+    pair = int(np.clip(np.searchsorted(logs, at), 1, len(logs) - 1))  # the segment around (or nearest to) the rate
+    slope = (qualities[pair] - qualities[pair - 1]) / (logs[pair] - logs[pair - 1])
+    return float(quality - (qualities[pair - 1] + slope * (at - logs[pair - 1])))
 
 
 def closest_setting(

@@ -18,10 +18,12 @@ from pathlib import Path
 import torch
 
 from nicbook import codec
+from nicbook.data import write_atomically
 from nicbook.errors import NicbookError
 from nicbook.evaluation import evaluate_folder
 from nicbook.nn.checkpoints import (
     CHECKPOINT_NAME,
+    TRANSFORM_PREFIXES,
     model_from_checkpoint,
     save_checkpoint,
     training_seconds,
@@ -38,7 +40,7 @@ from nicbook.zoo import (
     weights_dir,
 )
 
-__all__ = ["export_weights", "release_model", "restore_run", "training_record"]
+__all__ = ["export_weights", "hyper_path_stages", "release_model", "restore_run", "training_record"]
 
 #: What the shipped models were trained on, as the manifest records it.
 TRAINING_DATA = "nicbook training photos ($NICBOOK_DATA/train, 95%; the rest validates); never Kodak"
@@ -53,7 +55,9 @@ def export_weights(
     """Turn a training checkpoint into a shipped fp16 weights file and record it in the manifest.
 
     Parameters are rounded to fp16 first and the coding tables rebuilt from the rounded
-    weights, so the shipped tables describe exactly the shipped density. ``release`` adds
+    weights, so the shipped tables describe exactly the shipped density. A hyperprior whose
+    transforms are exactly those of a shipped factorized model (trained on them frozen) names that
+    model's file instead of repeating them (``transforms`` in its manifest entry). ``release`` adds
     fields to the model's manifest entry (training record, measured RD point).
     """
     folder = Path(folder or weights_dir())
@@ -66,10 +70,13 @@ def export_weights(
         for parameter in model.parameters():
             parameter.copy_(parameter.half().float())
     path = folder / f"{name}.pt"
-    save_checkpoint(path, model, parameter_dtype=torch.float16)  # rebuilds the tables first
+    shared = _shipped_transforms(model, folder) if isinstance(model, ScaleHyperprior) else None
+    save_checkpoint(path, model, parameter_dtype=torch.float16,
+                    transforms_file=folder / shared["file"] if shared else None)  # rebuilds the tables first
     entries = {entry["name"]: entry for entry in manifest_entries(folder)}
     entries[name] = {
         "name": name,
+        **({"transforms": shared["name"]} if shared else {}),
         "file": path.name,
         "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
         **configuration(model.architecture, quality),
@@ -77,11 +84,23 @@ def export_weights(
         "M": model.M,
         **(release or {}),
     }
-    (folder / MANIFEST_NAME).write_text(
-        json.dumps({"format": 1, "models": sorted(entries.values(), key=lambda e: e["name"])}, indent=1)
-        + "\n"
-    )
+    manifest = {"format": 1, "models": sorted(entries.values(), key=lambda e: e["name"])}
+    write_atomically(folder / MANIFEST_NAME, (json.dumps(manifest, indent=1) + "\n").encode())
     return path
+
+
+def _shipped_transforms(model: ScaleHyperprior, folder: Path) -> dict | None:
+    """The manifest entry of a shipped factorized model in ``folder`` whose transforms are exactly
+    ``model``'s (stored as fp16), or None."""
+    ours = {key: parameter.detach().cpu().half() for key, parameter in model.named_parameters()
+            if key.startswith(TRANSFORM_PREFIXES)}  # fmt: skip
+    for entry in manifest_entries(folder):
+        if not entry["name"].startswith("factorized-") or not (folder / entry["file"]).is_file():
+            continue
+        theirs = read_checkpoint(folder / entry["file"])["model"]
+        if all(key in theirs and torch.equal(theirs[key], tensor) for key, tensor in ours.items()):
+            return entry
+    return None
 
 
 def training_record(run_dir: str | os.PathLike[str]) -> dict:
@@ -91,10 +110,16 @@ def training_record(run_dir: str | os.PathLike[str]) -> dict:
     of the training loops, summed from the logs) and ``recipe``: one line per run, oldest first,
     with its λ, steps, starting point and (when not the default 0) seed. A run warm-started with
     the transforms of another (``transforms_from``, a run's checkpoint or a shipped model) counts
-    that model's training too.
+    that model's training too. A run that takes the weights of one hyperprior model (``init_from``)
+    and the transforms of another model (``transforms_from``) counts the second in full and, of the
+    first, the stages that trained its hyper path (:func:`hyper_path_stages`).
     """
+    return _checkpoint_record(Path(run_dir) / CHECKPOINT_NAME)
+
+
+def _checkpoint_record(checkpoint: Path) -> dict:
     steps, hours, recipe = 0, 0.0, []
-    path: Path | None = Path(run_dir) / CHECKPOINT_NAME
+    path: Path | None = checkpoint
     while path is not None:
         state = read_checkpoint(path)
         record = state.get("training_record") or _shipped_record(path)
@@ -106,11 +131,10 @@ def training_record(run_dir: str | os.PathLike[str]) -> dict:
         config = state.get("train_config") or {}
         steps += int(state["step"])
         hours += training_seconds(path.parent) / 3600
-        start = ""
-        if config.get("init_from"):
-            start = f" from {_run_name(Path(config['init_from']))}"
-        elif config.get("transforms_from"):
-            start = f", transforms from {_run_name(Path(config['transforms_from']))}"
+        weights, transforms = config.get("init_from"), config.get("transforms_from")
+        start = f" from {_run_name(Path(weights))}" if weights else ""
+        if transforms:
+            start += f", transforms from {_run_name(Path(transforms))}"
         recipe.insert(
             0,
             f"{path.parent.name}: λ={config.get('lmbda')}, {state['step']} steps{start}, "
@@ -119,9 +143,34 @@ def training_record(run_dir: str | os.PathLike[str]) -> dict:
             + (f" (÷10 from step {config['lr_drop_at']})" if config.get("lr_drop_at") else "")
             + (f", seed {config['seed']}" if config.get("seed") else ""),
         )
-        source = config.get("init_from") or config.get("transforms_from")
+        if weights and transforms:
+            stages = hyper_path_stages(Path(weights))
+            steps += stages["steps"]
+            hours += stages["training_hours"]
+            recipe[:0] = stages["recipe"]
+        source = transforms or weights
         path = Path(source) if source else None
     return {"steps": steps, "training_hours": round(hours, 2), "recipe": recipe}
+
+
+def hyper_path_stages(checkpoint: Path) -> dict:
+    """The training record of a hyperprior model's own stages: its whole record less that of the
+    shipped model whose transforms it started from (the shipped model whose recipe its recipe
+    continues). Raises :class:`NicbookError` when no shipped model is such a start."""
+    record = _checkpoint_record(checkpoint)
+    starts = [
+        entry for entry in manifest_entries() + manifest_entries(checkpoint.parent)
+        if len(entry.get("recipe", [])) < len(record["recipe"])
+        and record["recipe"][: len(entry["recipe"])] == entry["recipe"]
+    ]
+    if not starts:
+        raise NicbookError(f"{checkpoint}: no shipped model whose transforms its training started from")
+    start = max(starts, key=lambda entry: len(entry["recipe"]))
+    return {
+        "steps": record["steps"] - int(start["steps"]),
+        "training_hours": round(record["training_hours"] - float(start["training_hours"]), 2),
+        "recipe": record["recipe"][len(start["recipe"]):],
+    }
 
 
 def _run_name(checkpoint: Path) -> str:

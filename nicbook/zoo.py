@@ -45,18 +45,12 @@ __all__ = [
 
 #: Architecture -> quality -> training configuration. The λ values are the ladder of the
 #: literature (MSE on the 0–255 scale, qualities 1–8) and one rung below it (quality 0) for rates
-#: near 0.1 bpp. The factorized models keep N=128, M=192 throughout, small enough to train on a
-#: CPU; the hyperpriors widen to N=192, M=320 from quality 6, where narrow models lag most.
+#: near 0.1 bpp. Every model keeps N=128, M=192, small enough to train on a CPU; the hyperpriors
+#: share them so that they start from the transforms of the factorized model of their quality.
 _LADDER = (0.0009, 0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800)
 CONFIGURATIONS: dict[str, dict[int, dict]] = {
-    "factorized": {quality: {"lmbda": lmbda, "N": 128, "M": 192} for quality, lmbda in enumerate(_LADDER)},
-    **{
-        architecture: {
-            quality: {"lmbda": lmbda, "N": 128 if quality <= 5 else 192, "M": 192 if quality <= 5 else 320}
-            for quality, lmbda in enumerate(_LADDER)
-        }
-        for architecture in ("hyperprior", "mean-scale")
-    },
+    architecture: {quality: {"lmbda": lmbda, "N": 128, "M": 192} for quality, lmbda in enumerate(_LADDER)}
+    for architecture in ("factorized", "hyperprior", "mean-scale")
 }
 MANIFEST_NAME = "manifest.json"
 

@@ -224,7 +224,13 @@ def test_a_missing_cuda_device_is_one_line(capsys, tmp_path, checkpoint, picture
 
 def test_models_lists_the_zoo(capsys):
     status, out, _ = run(capsys, "models")
-    assert status == 0 and "factorized-q1" in out and "not shipped" in out
+    assert status == 0 and "factorized-q1" in out and "not shipped" in out and "Kodak" not in out
+    folder = zoo.weights_dir()  # a manifest that records a model's Kodak point, as a release does
+    folder.mkdir()
+    entry = {"name": "factorized-q4", "file": "factorized-q4.pt", "sha256": "0" * 64, "kodak": {"bpp": 0.61234, "psnr": 32.7}}
+    (folder / zoo.MANIFEST_NAME).write_text(json.dumps({"format": 1, "models": [entry]}))
+    status, out, _ = run(capsys, "models")
+    assert status == 0 and out.splitlines()[4].endswith("  shipped  Kodak 0.6123 bpp, 32.70 dB")
     status, out, _ = run(capsys, "models", "--json")
     configured = [
         zoo.model_name(architecture, quality)
@@ -232,6 +238,7 @@ def test_models_lists_the_zoo(capsys):
         for quality in qualities
     ]
     assert status == 0 and [entry["name"] for entry in json.loads(out)] == configured
+    assert json.loads(out)[4]["kodak"] == {"bpp": 0.61234, "psnr": 32.7}
 
 
 # --------------------------------------------------------------------------- training and evaluation

@@ -135,6 +135,19 @@ def test_closest_setting_needs_settings():
         evaluation.closest_setting(SizedCodec(), image, 1.0, settings=[])
 
 
+def test_gain_at_equal_rate_interpolates_the_curve_in_log_rate():
+    curve = ([0.2, 0.8, 0.4], [30.0, 36.0, 33.0])  # any order; 0.4 bpp is half way in log-rate
+    assert evaluation.gain_at_equal_rate((0.4, 34.0), curve) == pytest.approx(1.0)
+    assert evaluation.gain_at_equal_rate((np.sqrt(0.08), 31.0), curve) == pytest.approx(-0.5)
+    assert evaluation.gain_at_equal_rate((0.8, 36.0), curve) == pytest.approx(0.0)
+    # just beyond an end the last segment is extended; farther out the curve says nothing
+    assert evaluation.gain_at_equal_rate((0.8 * np.sqrt(2) ** 0.2, 36.5), curve) == pytest.approx(0.2)
+    with pytest.raises(ValueError, match="outside the curve"):
+        evaluation.gain_at_equal_rate((0.9, 37.0), curve)
+    with pytest.raises(ValueError, match="outside the curve"):
+        evaluation.gain_at_equal_rate((0.4, 37.0), ([0.4], [33.0]))
+
+
 def test_rd_cost_adds_lambda_times_the_mse_on_the_0_255_scale():
     # 30 dB is an MSE of 255² / 1000 = 65.025
     assert evaluation.rd_cost(0.5, 30.0, 0.01) == pytest.approx(0.5 + 0.01 * 65.025)

@@ -96,3 +96,58 @@ def test_a_hyperprior_warm_started_from_a_shipped_model_counts_its_training(tmp_
     assert record["training_hours"] == pytest.approx(shipped["training_hours"], abs=0.01)
     assert record["recipe"][0] == shipped["recipe"][0] and record["recipe"][0].startswith("base: λ=0.013, 3 steps")
     assert record["recipe"][1].startswith("hyper: λ=0.013, 2 steps, transforms from factorized-q2")
+
+
+def test_a_hyper_path_moved_onto_other_transforms_counts_each_training_once(tmp_path, weights, photos, tiny_config):
+    """hyperprior-q3 = factorized-q3's transforms + the hyper path of hyperprior-q2 (trained on factorized-q2's)."""
+    fit(tiny_config(tmp_path / "base", 3, batch_size=1), photos[:1], progress=False)
+    assert cli.main(["export", str(tmp_path / "base"), "--quality", "2"]) == 0
+    fit(tiny_config(tmp_path / "other", 4, batch_size=1, seed=1), photos[:1], progress=False)
+    assert cli.main(["export", str(tmp_path / "other"), "--quality", "3"]) == 0
+    hyper = tiny_config(tmp_path / "hyper", 2, batch_size=1, patch_size=64, architecture="hyperprior",
+                        transforms_from=str(weights / "factorized-q2.pt"))  # fmt: skip
+    fit(hyper, photos[:1], progress=False)
+    assert cli.main(["export", str(tmp_path / "hyper"), "--quality", "2"]) == 0
+    moved = tiny_config(tmp_path / "moved", 1, batch_size=1, patch_size=64, architecture="hyperprior",
+                        init_from=str(weights / "hyperprior-q2.pt"),
+                        transforms_from=str(weights / "factorized-q3.pt"))  # fmt: skip
+    fit(moved, photos[:1], progress=False)
+
+    assert release.hyper_path_stages(weights / "hyperprior-q2.pt")["steps"] == 2
+    record = release.training_record(tmp_path / "moved")
+    assert record["steps"] == 4 + 2 + 1  # factorized-q3, the hyper stage of hyperprior-q2, this run
+    assert [line.split(":")[0] for line in record["recipe"]] == ["other", "hyper", "moved"]
+    assert record["recipe"][2].startswith("moved: λ=0.013, 1 steps from hyperprior-q2, transforms from factorized-q3")
+    with pytest.raises(NicbookError, match="no shipped model"):
+        release.hyper_path_stages(tmp_path / "base" / "checkpoint.pt")
+
+
+def test_a_hyperprior_on_frozen_shipped_transforms_shares_their_file(tmp_path, weights, photos, tiny_config):
+    fit(tiny_config(tmp_path / "base", 2, batch_size=1), photos[:1], progress=False)
+    release.export_weights(tmp_path / "base" / "checkpoint.pt", quality=2)
+    frozen = tiny_config(tmp_path / "frozen", 2, batch_size=1, patch_size=64, architecture="hyperprior",
+                         transforms_from=str(weights / "factorized-q2.pt"), freeze_transforms_until=2)  # fmt: skip
+    fit(frozen, photos[:1], progress=False)
+    moving = tiny_config(tmp_path / "moving", 2, batch_size=1, patch_size=64, architecture="hyperprior", lr=1e-2,
+                         transforms_from=str(weights / "factorized-q2.pt"))  # fmt: skip
+    fit(moving, photos[:1], progress=False)
+    shared = release.export_weights(tmp_path / "frozen" / "checkpoint.pt", quality=2)
+    whole = release.export_weights(tmp_path / "moving" / "checkpoint.pt", quality=3)
+    entries = {entry["name"]: entry for entry in zoo.manifest_entries()}
+    assert entries["hyperprior-q2"]["transforms"] == "factorized-q2" and "transforms" not in entries["hyperprior-q3"]
+    stored = torch.load(shared, weights_only=True)
+    assert not any(key.startswith(("analysis.", "synthesis.")) for key in stored["model"])
+    assert shared.stat().st_size < whole.stat().st_size
+
+    model, factorized = zoo.load("hyperprior", 2), zoo.load("factorized", 2)
+    assert torch.equal(model.synthesis[0].weight, factorized.synthesis[0].weight)
+    data = compress(load_image(photos[0])[:64, :64], model)
+    assert np.array_equal(decompress(data), decompress(data, model))  # by name from the zoo, and as loaded
+
+    path = weights / "factorized-q2.pt"  # a changed shared file is refused, not silently used
+    path.write_bytes(path.read_bytes() + b"\0")
+    with pytest.raises(NicbookError, match="has changed"):
+        zoo.load_checkpoint(shared)
+    path.unlink()
+    with pytest.raises(NicbookError, match="is missing"):
+        zoo.load_checkpoint(shared)

@@ -23,7 +23,11 @@ side by side, on 128×128 patches (the hyper-synthesis needs 2×2 hyper-latents)
 a tenth of the learning rate; then once more on 256×256 patches (:data:`HYPER_LARGE`), still on
 frozen transforms: on small patches every hyper-latent lies at a border, and the hyper path learned
 there predicts poorly inside full-size photos (15 % more bits on Kodak than after this stage).
-Every run resumes from its checkpoint when the command is run again, so the recipe
+Last, the scale hyperprior's ladder (:data:`HYPER_LADDER`) moves that trained hyper
+path onto the frozen transforms of the factorized model of each quality (``--init-from`` and
+``--transforms-from`` together) and trains it there on large patches for :data:`LADDER_STEPS`, two
+at a time (quality 4 too, on its own transforms); a frozen transform is exactly the factorized
+model's, so the zoo file of such a model names the factorized file instead of repeating it. Every run resumes from its checkpoint when the command is run again, so the recipe
 can be spread over several sittings. The run each quality ships (:func:`shipped_run`) is exported
 into the package with ``python -m nicbook export``; the recipe ends by printing those commands
 (see ``training/README.md``).
@@ -71,6 +75,11 @@ HYPER_LR = "5e-4"
 HYPER_LARGE = (3_000, 2_200)
 HYPER_LARGE_LR = "2e-4"
 HYPER_LARGE_PATCHES = ["--patch-size", "256", "--batch-size", "2"]
+#: The scale hyperprior's ladder, each quality started from the hyper path of quality
+#: :data:`BASE_QUALITY`'s large-patch run; their steps and the step of the tenfold drop. Qualities
+#: 1 and 3 are left out: the wheel that carries all shipped weights must stay under PyPI's 100 MB.
+HYPER_LADDER = (0, 2, 4, 5, 6, 7, 8)
+LADDER_STEPS = (1_600, 1_200)
 
 
 def train(out: Path, quality: int, steps: int, extra: list[str], threads: int, architecture: str = "factorized") -> None:
@@ -138,9 +147,25 @@ def hyperprior(runs: Path, architecture: str, quality: int, steps: int, drop_at:
     train(large_hyperprior_run(runs, architecture, quality), quality, steps, extra, threads, architecture)
 
 
+def hyperprior_rung(runs: Path, quality: int, threads: int, polish_rounds: int) -> None:
+    """Train the scale hyperprior at ``quality``: quality :data:`BASE_QUALITY`'s hyper path on the
+    frozen transforms of the shipped factorized run of ``quality``, on large patches."""
+    steps, drop_at = LADDER_STEPS
+    extra = [*HYPER_LARGE_PATCHES, "--architecture", "hyperprior", "--lr", HYPER_LARGE_LR,
+             "--init-from", str(large_hyperprior_run(runs, "hyperprior", BASE_QUALITY) / "checkpoint.pt"),
+             "--transforms-from", str(shipped_run(runs, quality, polish_rounds) / "checkpoint.pt"),
+             "--freeze-transforms-until", str(steps), "--lr-drop-at", str(drop_at)]  # fmt: skip
+    train(ladder_run(runs, quality), quality, steps, extra, threads, "hyperprior")
+
+
 def large_hyperprior_run(runs: Path, architecture: str, quality: int) -> Path:
-    """The run each hyperprior model ships: its second stage, on large patches."""
+    """A hyperprior's second stage, on large patches: what the mean-scale model ships."""
     return runs / f"{architecture}-q{quality}-large"
+
+
+def ladder_run(runs: Path, quality: int) -> Path:
+    """The run each scale hyperprior ships: its rung of the ladder."""
+    return runs / f"hyperprior-q{quality}-ladder"
 
 
 def side_by_side(runs: list[Callable[[], None]]) -> None:
@@ -189,14 +214,16 @@ def main() -> None:
     side_by_side([partial(hyperprior, runs, architecture, quality, *HYPER_STEPS[architecture],
                           args.threads, args.polish_rounds)
                   for architecture in HYPERPRIORS for quality in HYPER_QUALITIES])  # fmt: skip
+    side_by_side([partial(hyperprior_rung, runs, quality, args.threads, args.polish_rounds)
+                  for quality in HYPER_LADDER])  # fmt: skip
     print("export the shipped runs into the package (add --hardware to say where they trained):")
     for quality in CONFIGURATIONS["factorized"]:
         print(f"python -m nicbook export {shipped_run(runs, quality, args.polish_rounds)} "
               f"--quality {quality} --kodak $NICBOOK_DATA/kodak")
-    for architecture in HYPERPRIORS:
-        for quality in HYPER_QUALITIES:
-            print(f"python -m nicbook export {large_hyperprior_run(runs, architecture, quality)} "
-                  f"--quality {quality} --kodak $NICBOOK_DATA/kodak")
+    shipped_hyper = [(ladder_run(runs, quality), quality) for quality in HYPER_LADDER] + [
+        (large_hyperprior_run(runs, "mean-scale", quality), quality) for quality in HYPER_QUALITIES]
+    for run, quality in shipped_hyper:
+        print(f"python -m nicbook export {run} --quality {quality} --kodak $NICBOOK_DATA/kodak")
 
 
 if __name__ == "__main__":

@@ -3,11 +3,15 @@
 A run folder holds ``checkpoint.pt`` (weights, optimiser state, step, configuration) and
 ``log.jsonl`` (one JSON record per logged step). Checkpoints hold plain tensors, dicts, strings
 and numbers only, and are read with ``torch.load(weights_only=True)``: a file that would run code
-when unpickled is refused. Zoo weights files are checkpoints without optimiser state.
+when unpickled is refused. Zoo weights files are checkpoints without optimiser state; a zoo
+hyperprior trained on the frozen transforms of a shipped factorized model leaves those out and names
+the file that holds them, with its SHA-256 (``transforms_file``), which :func:`load_checkpoint`
+reads from the same folder and checks.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pickle
@@ -25,6 +29,7 @@ from nicbook.nn.models import Autoencoder, build_model
 __all__ = [
     "CHECKPOINT_NAME",
     "LOG_NAME",
+    "TRANSFORM_PREFIXES",
     "append_log",
     "drop_log_after",
     "load_checkpoint",
@@ -44,6 +49,8 @@ CHECKPOINT_NAME = "checkpoint.pt"
 LOG_NAME = "log.jsonl"
 _CHECKPOINT_FORMAT = "nicbook-checkpoint"
 _CHECKPOINT_VERSION = 1
+#: The parameter prefixes of the analysis and synthesis transforms (what ``transforms_file`` shares).
+TRANSFORM_PREFIXES = ("analysis.", "synthesis.")
 
 
 def save_checkpoint(
@@ -53,12 +60,15 @@ def save_checkpoint(
     step: int = 0,
     config: Mapping | None = None,
     parameter_dtype: torch.dtype | None = None,
+    transforms_file: str | os.PathLike[str] | None = None,
 ) -> None:
     """Write model weights (with fresh coding tables), optimiser state and progress to ``path``.
 
     ``config`` is the run's :class:`~nicbook.nn.training.TrainConfig` (or its dictionary).
     ``parameter_dtype`` stores the parameters in another precision (zoo files use float16);
-    buffers such as the coding tables are kept as they are. The file is written next to ``path``
+    buffers such as the coding tables are kept as they are. ``transforms_file``, a checkpoint in
+    the same folder whose analysis and synthesis transforms are exactly the model's (once stored),
+    is named with its SHA-256 instead of repeating them. The file is written next to ``path``
     first and then renamed, so an interrupted save never leaves a truncated checkpoint behind.
     """
     FactorizedEntropyModel.update_all(model)
@@ -67,6 +77,16 @@ def save_checkpoint(
     for key, tensor in model.state_dict().items():
         tensor = tensor.detach().cpu()
         weights[key] = tensor.to(parameter_dtype) if parameter_dtype and key in parameters else tensor
+    reference = None
+    if transforms_file is not None:
+        shared = Path(transforms_file)
+        if shared.parent.resolve() != Path(path).parent.resolve():
+            raise NicbookError(f"{shared.name}: a shared transforms file must lie beside {Path(path).name}")
+        theirs = load_checkpoint(shared)["model"]
+        for key in [key for key in weights if key.startswith(TRANSFORM_PREFIXES)]:
+            if key not in theirs or not torch.equal(theirs[key], weights.pop(key)):
+                raise NicbookError(f"{shared.name}: its {key} differs from the model's; it cannot share it")
+        reference = {"file": shared.name, "sha256": hashlib.sha256(shared.read_bytes()).hexdigest()}
     state = {
         "format": _CHECKPOINT_FORMAT,
         "version": _CHECKPOINT_VERSION,
@@ -78,6 +98,8 @@ def save_checkpoint(
         state["optimizer"] = optimizer.state_dict()
     if config is not None:
         state["train_config"] = asdict(config) if is_dataclass(config) else dict(config)
+    if reference is not None:
+        state["transforms_file"] = reference
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
@@ -127,7 +149,25 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
         raise NicbookError(f"{path.name}: unsupported checkpoint version {state.get('version')!r}")
     if not isinstance(state.get("model"), dict) or not isinstance(state.get("model_config"), dict):
         raise NicbookError(f"{path.name}: checkpoint lacks model weights or configuration")
+    if "transforms_file" in state:
+        _add_shared_transforms(path, state, map_location)
     return state
+
+
+def _add_shared_transforms(path: Path, state: dict, map_location: str | torch.device) -> None:
+    """Put the transforms that ``state`` shares with a file beside ``path`` into its weights."""
+    reference = state.pop("transforms_file")
+    if not isinstance(reference, dict) or not isinstance(reference.get("file"), str):
+        raise NicbookError(f"{path.name}: malformed reference to a transforms file")
+    shared = path.parent / Path(reference["file"]).name
+    if not shared.is_file():
+        raise NicbookError(f"{path.name}: its transforms file {shared.name} is missing")
+    if hashlib.sha256(shared.read_bytes()).hexdigest() != reference.get("sha256"):
+        raise NicbookError(f"{path.name}: its transforms file {shared.name} has changed since it was written")
+    theirs = torch.load(shared, map_location=map_location, weights_only=True)
+    if not isinstance(theirs, dict) or not isinstance(theirs.get("model"), dict) or "transforms_file" in theirs:
+        raise NicbookError(f"{path.name}: {shared.name} is not a checkpoint with its own transforms")
+    state["model"].update({key: tensor for key, tensor in theirs["model"].items() if key.startswith(TRANSFORM_PREFIXES)})
 
 
 def _unpickling_reason(error: Exception) -> str:
@@ -173,7 +213,7 @@ def load_transforms(path: Path, model: Autoencoder) -> dict:
     transforms = {
         key: tensor.float()
         for key, tensor in state["model"].items()
-        if key.startswith(("analysis.", "synthesis."))
+        if key.startswith(TRANSFORM_PREFIXES)
     }
     model.load_state_dict(transforms, strict=False)
     return state
