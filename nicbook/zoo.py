@@ -20,6 +20,7 @@ import os
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from nicbook.errors import ChecksumError, DataNotFoundError, NicbookError
@@ -36,6 +37,7 @@ __all__ = [
     "load_by_name",
     "load_checkpoint",
     "manifest_entries",
+    "released_curve",
     "model_name",
     "shipped",
     "verified_entry",
@@ -119,6 +121,13 @@ def shipped(architecture: str | None = None, folder: Path | None = None) -> list
         if architecture in (None, name):
             entries.append({"architecture": name, "quality": int(quality), **entry})
     return sorted(entries, key=lambda entry: (entry["architecture"], entry["quality"]))
+
+
+def released_curve(architecture: str, folder: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The Kodak RD curve of the shipped models of ``architecture`` (bpps, PSNRs, by rate), from the
+    points their manifest entries recorded at release."""
+    points = sorted((entry["kodak"]["bpp"], entry["kodak"]["psnr"]) for entry in shipped(architecture, folder))
+    return np.array([rate for rate, _ in points]), np.array([quality for _, quality in points])
 
 
 def verified_entry(name: str, folder: Path) -> dict:

@@ -39,20 +39,14 @@ def test_released_points_climb_with_quality_from_low_to_high_rates():
     assert rates[0] < 0.15 and rates[-1] > 1.35, rates
 
 
-def kodak_curve(architecture: str) -> tuple[np.ndarray, np.ndarray]:
-    """The RD curve of a shipped family from its manifest's Kodak points."""
-    points = sorted((e["kodak"]["bpp"], e["kodak"]["psnr"]) for e in SHIPPED if e["architecture"] == architecture)
-    return np.array([p[0] for p in points]), np.array([p[1] for p in points])
-
-
 def test_the_hyperprior_family_spans_the_ladder_and_beats_the_factorized_family_at_every_rate():
     """At least six qualities from about 0.1 to past 1.35 bpp, each above the factorized curve at its rate."""
     entries = [e for e in SHIPPED if e["architecture"] == "hyperprior"]
-    rates, _ = kodak_curve("hyperprior")
+    rates, _ = zoo.released_curve("hyperprior")
     assert len(entries) >= 6 and rates[0] < 0.15 and rates[-1] > 1.35, rates
     for entry in entries:
         point = (entry["kodak"]["bpp"], entry["kodak"]["psnr"])
-        assert evaluation.gain_at_equal_rate(point, kodak_curve("factorized")) > 0, entry["name"]
+        assert evaluation.gain_at_equal_rate(point, zoo.released_curve("factorized")) > 0, entry["name"]
 
 
 @pytest.mark.slow
@@ -65,7 +59,7 @@ def test_readme_states_the_kodak_bd_rates_the_manifest_and_the_codecs_give(kodak
               for name, value in re.findall(r"^\| (.+?) \| ([−+]?[\d.]+) % \|$", readme, re.MULTILINE)}  # fmt: skip
     images = [data.load_image(path) for path in kodak_paths]
     jpeg = evaluation.rd_curve(CODECS["JPEG"], images)
-    curves = {f"nicbook {architecture}": kodak_curve(architecture) for architecture in ("factorized", "hyperprior")}
+    curves = {f"nicbook {architecture}": zoo.released_curve(architecture) for architecture in ("factorized", "hyperprior")}
     curves.update({name: evaluation.rd_curve(CODECS[name], images) for name in available_codecs() if name != "JPEG"})
     assert set(stated) == set(curves), stated
     for name, curve in curves.items():
