@@ -7,23 +7,30 @@ models' own tables), nicbook's JPEG
 JPEG 4:2:0, WebP, JPEG 2000 (OpenJPEG, irreversible, colour transform) and AVIF: the RD points
 (bpp from the real file sizes, mean RGB PSNR over the images) and the Bjøntegaard delta rate of each
 against Pillow's JPEG 4:2:0 and against Pillow's WebP. ``--refine-steps N`` adds the neural codec
-with its encoder refining each image's latents (:mod:`nicbook.codec.refinement`). Writes an RD plot
+with its encoder refining each image's latents (:mod:`nicbook.codec.refinement`), a curve per
+architecture (``--refine-architectures`` picks them; ``--jobs`` spreads those slow encodings over
+processes). Writes an RD plot
 (``--plot``) and, with ``--json``, prints as its last line ``{"codecs": {name: [[bpp, psnr], ...]},
 "bd_rate_vs_jpeg": {name: percent or null}, "bd_rate_vs_webp": {...}}`` (the last only where
 Pillow has WebP).
 
-    python benchmarks/rd.py $NICBOOK_DATA/kodak [--images N] [--checkpoint PATH ...] [--refine-steps N] [--json]
+    python benchmarks/rd.py $NICBOOK_DATA/kodak [--images N] [--checkpoint PATH ...] [--json]
+        [--refine-steps N [--refine-architectures ARCH ...] [--jobs N]]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import time
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+import torch
 from tqdm.auto import tqdm
 
 from nicbook import codec, jpeg, metrics, plot, zoo
@@ -45,7 +52,8 @@ NICBOOK_JPEG = SimpleNamespace(
 KLT_STEPS = (4.0, 7.0, 12.0, 20.0, 32.0, 50.0)
 REFERENCE = "JPEG"
 STATIC = "nicbook (factorized, model tables)"
-REFINED = "nicbook (factorized, refined encoder)"
+#: Architectures of the zoo whose encoder ``--refine-steps`` refines by default.
+ARCHITECTURES = ("factorized", "hyperprior", "mean-scale")
 PEER = "WebP"  # the second yardstick: the codec a learned one should beat first
 
 
@@ -54,45 +62,74 @@ def family(architecture: str) -> str:
     return f"nicbook ({architecture})"
 
 
+def refined_family(architecture: str) -> str:
+    """The name of the RD curve of an architecture's models with the refining encoder."""
+    return f"nicbook ({architecture}, refined encoder)"
+
+
+@functools.lru_cache(maxsize=2)
+def coding_model(source: str) -> codec.CodingModel:
+    """A zoo model by its name, or the model of a checkpoint file (kept for the next image)."""
+    if source in {entry["name"] for entry in zoo.shipped()}:
+        return zoo.load_by_name(source)
+    return model_from_checkpoint(load_checkpoint(source))
+
+
+def refined_point(source: str, lmbda: float, steps: int, image: np.ndarray) -> tuple[float, float, float]:
+    """bpp, PSNR and encoding seconds of ``image`` coded by the model ``source`` with refined latents."""
+    model = coding_model(source)
+    start = time.perf_counter()
+    data = codec.compress(image, model, refinement=LatentRefinement(lmbda, steps))
+    seconds = time.perf_counter() - start
+    return metrics.bpp(data, image.shape), metrics.psnr(image, codec.decompress(data, model)), seconds
+
+
 def neural_points(
-    images: list[np.ndarray], checkpoints: list[Path], refine_steps: int = 0
+    images: list[np.ndarray],
+    checkpoints: list[Path],
+    refine_steps: int = 0,
+    refine_architectures: tuple[str, ...] = ARCHITECTURES,
+    jobs: int = 1,
 ) -> dict[str, list[tuple[float, float]]]:
     """RD points of every shipped zoo model and every checkpoint, one curve per architecture, sorted
-    by rate. A factorized model adds two: files with its own tables, and, when ``refine_steps`` is
-    positive, files whose latents the encoder refined (:mod:`nicbook.codec.refinement`). Its default
-    files and those with its own tables code the same latents, so they decode to the same image
-    (``tests/codec/test_codec.py`` checks it), whose PSNR is measured once."""
-    models = [
-        (zoo.load(entry["architecture"], entry["quality"]), entry["lmbda"]) for entry in zoo.shipped()
-    ]
-    for path in checkpoints:
-        state = load_checkpoint(path)
-        models.append((model_from_checkpoint(state), state["train_config"]["lmbda"]))
+    by rate. A factorized model adds files with its own tables. When ``refine_steps`` is positive,
+    the models of ``refine_architectures`` add files whose latents the encoder refined
+    (:mod:`nicbook.codec.refinement`), encoded by ``jobs`` processes of one thread each. A factorized
+    model's default files and those with its own tables code the same latents, so they decode to the
+    same image (``tests/codec/test_codec.py`` checks it), whose PSNR is measured once."""
+    sources = [(entry["name"], entry["lmbda"]) for entry in zoo.shipped()]
+    sources += [(str(path), load_checkpoint(path)["train_config"]["lmbda"]) for path in checkpoints]
     points: dict[str, list[tuple[float, float]]] = {}
-    refine_seconds = []
-    for model, lmbda in tqdm(models, desc="nicbook neural codec"):
-        adaptive = family(model.architecture)
-        names = [adaptive] + ([STATIC] + ([REFINED] if refine_steps else []) if model.architecture == "factorized" else [])
-        sizes = {name: [] for name in names}
-        qualities = {adaptive: [], REFINED: []}
-        refinement = LatentRefinement(lmbda, refine_steps)
+    refined_tasks = []
+    for source, lmbda in tqdm(sources, desc="nicbook neural codec"):
+        model = coding_model(source)
+        sizes, qualities, static = [], [], []
         for image in images:
             data = codec.compress(image, model)
-            sizes[adaptive].append(metrics.bpp(data, image.shape))
-            qualities[adaptive].append(metrics.psnr(image, codec.decompress(data, model)))
-            if STATIC in sizes:
-                sizes[STATIC].append(metrics.bpp(codec.compress(image, model, adaptive=False), image.shape))
-            if REFINED in sizes:
-                start = time.perf_counter()
-                refined = codec.compress(image, model, refinement=refinement)
-                refine_seconds.append(time.perf_counter() - start)
-                sizes[REFINED].append(metrics.bpp(refined, image.shape))
-                qualities[REFINED].append(metrics.psnr(image, codec.decompress(refined, model)))
-        for name, rates in sizes.items():
-            psnrs = qualities[REFINED if name == REFINED else adaptive]
-            points.setdefault(name, []).append((float(np.mean(rates)), float(np.mean(psnrs))))
-    if refine_seconds:
-        print(f"refined encoder ({refine_steps} steps): {np.mean(refine_seconds):.1f} s per image on average")
+            sizes.append(metrics.bpp(data, image.shape))
+            qualities.append(metrics.psnr(image, codec.decompress(data, model)))
+            if model.architecture == "factorized":
+                static.append(metrics.bpp(codec.compress(image, model, adaptive=False), image.shape))
+        points.setdefault(family(model.architecture), []).append((float(np.mean(sizes)), float(np.mean(qualities))))
+        if static:
+            points.setdefault(STATIC, []).append((float(np.mean(static)), float(np.mean(qualities))))
+        if refine_steps and model.architecture in refine_architectures:
+            refined_tasks += [(model.architecture, source, lmbda, image) for image in images]
+    if refined_tasks:
+        with ProcessPoolExecutor(jobs, initializer=torch.set_num_threads, initargs=(1,)) if jobs > 1 else nullcontext() as pool:
+            run = pool.map if pool else map
+            outcomes = list(tqdm(
+                run(refined_point, *zip(*((source, lmbda, refine_steps, image) for _, source, lmbda, image in refined_tasks))),
+                total=len(refined_tasks), desc=f"refined encoder, {refine_steps} steps",
+            ))  # fmt: skip
+        by_model: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
+        for (architecture, source, _, _), outcome in zip(refined_tasks, outcomes):
+            by_model.setdefault((architecture, source), []).append(outcome)
+        for (architecture, _), measured in by_model.items():
+            rates, psnrs, _ = zip(*measured)
+            points.setdefault(refined_family(architecture), []).append((float(np.mean(rates)), float(np.mean(psnrs))))
+        seconds = [outcome[2] for outcome in outcomes]
+        print(f"refined encoder ({refine_steps} steps): {np.mean(seconds):.1f} s per image on average, one thread")
     return {name: sorted(curve) for name, curve in points.items()}
 
 
@@ -119,7 +156,14 @@ def main() -> None:
     parser.add_argument("--checkpoint", type=Path, action="append", default=[], help="also measure this model")
     parser.add_argument(
         "--refine-steps", type=int, default=0, metavar="N",
-        help="also measure the neural codec refining the latents with N steps (about 1.5 s each per Kodak image)",
+        help="also measure the neural codec refining the latents with N steps (about 2 s each per Kodak image)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--refine-architectures", nargs="+", choices=ARCHITECTURES, default=ARCHITECTURES, metavar="ARCH",
+        help=f"the architectures --refine-steps refines (default: all of {', '.join(ARCHITECTURES)})",
+    )  # fmt: skip
+    parser.add_argument(
+        "--jobs", type=int, default=1, metavar="N", help="processes (one thread each) for the refined encodings",
     )  # fmt: skip
     parser.add_argument("--klt-photos", type=int, default=200, help="training photos the KLT is learned on")
     parser.add_argument("--plot", type=Path, default=Path("rd.png"), help="where to write the RD plot")
@@ -139,7 +183,9 @@ def main() -> None:
     klt, source = training_klt_coder(args.klt_photos)
     print(f"KLT learned on {source}")
     curves["KLT coder"] = rd_curve(klt, images, KLT_STEPS, progress=True)
-    neural = neural_points(images, args.checkpoint, args.refine_steps)
+    if args.jobs < 1:
+        raise SystemExit(f"--jobs must be at least 1, not {args.jobs}")
+    neural = neural_points(images, args.checkpoint, args.refine_steps, tuple(args.refine_architectures), args.jobs)
     for name, points in neural.items():
         curves[name] = (np.array([p[0] for p in points]), np.array([p[1] for p in points]))
     if not neural:

@@ -190,8 +190,9 @@ def _add_codec_commands(subparsers) -> None:
     def refine_options(parser) -> None:
         parser.add_argument(
             "--refine", type=int, default=0, metavar="STEPS",
-            help="refine each image's latents with STEPS gradient steps (16 is a good choice; about "
-            "1.5 s each for a 768x512 image on two CPU cores): smaller files, same decoder",
+            help="refine each image's latents (and a hyperprior's side information) with STEPS gradient "
+            "steps (16 is a good choice; about 1.5 s each for a 768x512 image on two CPU cores): better "
+            "files, same decoder",
         )
         parser.add_argument(
             "--lmbda", type=float, default=None,

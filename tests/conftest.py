@@ -8,6 +8,7 @@ are imported in pytest's importlib mode, so helpers shared between files live he
 from __future__ import annotations
 
 import os
+import sys
 import zlib
 from pathlib import Path
 
@@ -110,3 +111,15 @@ def with_crc():
         return body + zlib.crc32(body).to_bytes(4, byteorder)
 
     return append
+
+
+@pytest.fixture(scope="module")
+def benchmarks_importable():
+    """The ``benchmarks/`` folder on the import path, as when a benchmark runs, for this test module:
+    ``importlib.import_module("rd")`` then imports ``benchmarks/rd.py``."""
+    folder = str(Path(__file__).resolve().parents[1] / "benchmarks")
+    sys.path.insert(0, folder)
+    try:
+        yield
+    finally:
+        sys.path.remove(folder)

@@ -20,13 +20,9 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
 @pytest.fixture(scope="module")
-def neural():
-    """``benchmarks/neural.py`` imported as the benchmark runs it, its folder on the path."""
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        yield importlib.import_module("neural")
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+def neural(benchmarks_importable):
+    """``benchmarks/neural.py`` imported as the benchmark runs it."""
+    return importlib.import_module("neural")
 
 
 def test_training_steps_warm_up_then_alternate(neural):

@@ -143,23 +143,25 @@ def compress(
     model's tables as they are (version 5), whose size the model's rate estimate predicts.
     ``refinement`` searches for better latents for this image before coding them
     (:mod:`nicbook.codec.refinement`: slower, smaller for the same quality; ``progress`` shows a
-    bar for it); the decoder is the same either way. A hyperprior model sends its own side
-    information (version 7, :mod:`nicbook.codec.hyperprior`); ``adaptive`` does not apply to it.
+    bar for it; a hyperprior model's side information is searched too); the decoder is the same
+    either way. A hyperprior model sends its own side information (version 7,
+    :mod:`nicbook.codec.hyperprior`); ``adaptive`` does not apply to it.
     """
     model = check_model(model)
     image = as_rgb8(image)
     height, width = image.shape[:2]
     check_image_size(height, width)
     hyper = isinstance(model, ScaleHyperprior)
-    if hyper and refinement is not None:
-        raise NicbookError("latent refinement is written for factorized models only")
     entropy_model = model.hyper_entropy_model if hyper else model.entropy_model
     entropy_model.ensure_tables()
     x = to_tensor(pad_to_stride(image), entropy_model.medians.device)
     # Channels last (each position's channels side by side), for the weights too: oneDNN's faster layout.
     y = analysis_in_tiles(lambda part: run_in_precision(model.analysis, part, x.dtype, torch.channels_last), x)
     if hyper:
-        payload, decoded = hyperprior.encode(model, y)
+        z = None
+        if refinement is not None:
+            y, z = refinement.refine_hyperprior(model, x, y, (height, width), progress)
+        payload, decoded = hyperprior.encode(model, y, z)
         return pack(HYPERPRIOR_VERSION, model.name, weights_hash(model), (height, width), decoded.symbols.shape, payload)
     if refinement is not None:
         y = refinement.refine(model, x, y, (height, width), progress)

@@ -86,10 +86,17 @@ def estimated_bits(model: ScaleHyperprior, latents: HyperLatents) -> tuple[float
 
 
 @torch.no_grad()
-def encode(model: ScaleHyperprior, y: torch.Tensor) -> tuple[bytes, HyperLatents]:
-    """The payload for latents ``y`` ``(1, M, h, w)``: side information, then the latents."""
+def encode(model: ScaleHyperprior, y: torch.Tensor, z: torch.Tensor | None = None) -> tuple[bytes, HyperLatents]:
+    """The payload for latents ``y`` ``(1, M, h, w)``: side information, then the latents.
+
+    The side information codes the hyper-latents ``z`` ``(1, N, h/4, w/4)``, by default the
+    hyper-analysis of ``y`` (:mod:`nicbook.codec.refinement` may pass others).
+    """
     model.hyper_entropy_model.ensure_tables()
-    side_symbols = model.hyper_entropy_model.to_symbols(model.hyper_latents(y)[0])
+    z = model.hyper_latents(y) if z is None else z
+    if z.shape[1:] != side_shape(model, tuple(y.shape[1:])):
+        raise ValueError(f"hyper-latents of shape {tuple(z.shape)} for latents of shape {tuple(y.shape)}")
+    side_symbols = model.hyper_entropy_model.to_symbols(z[0])
     indices, means = gaussian_parameters(model, side_symbols, tuple(y.shape[1:]))
     centred = y[0].to(torch.float64).cpu() - (0.0 if means is None else means.cpu())
     symbols = torch.round(centred).to(torch.int64).numpy()

@@ -41,13 +41,18 @@ def tile_spans(size: int, tile: int = TILE, margin: int = MARGIN) -> Iterator[tu
         yield slice(start, stop), slice(low, high), slice(start - low, stop - low)
 
 
-def _tiles(height: int, width: int, tile: int) -> Iterator[tuple[tuple[slice, slice], tuple[slice, slice], tuple[slice, slice]]]:
+def latent_tiles(
+    height: int, width: int, tile: int = TILE
+) -> Iterator[tuple[tuple[slice, slice], tuple[slice, slice], tuple[slice, slice]]]:
+    """Over ``height`` × ``width`` latent positions, per tile: its core, widened core and the core inside
+    the widened one, each as ``(rows, columns)`` (:func:`tile_spans` along each axis)."""
     for rows in tile_spans(height, tile):
         for cols in tile_spans(width, tile):
             yield (rows[0], cols[0]), (rows[1], cols[1]), (rows[2], cols[2])
 
 
-def _pixels(span: slice) -> slice:
+def pixel_span(span: slice) -> slice:
+    """The pixels of a span of latent positions."""
     return slice(span.start * STRIDE, span.stop * STRIDE)
 
 
@@ -56,8 +61,8 @@ def analysis_in_tiles(analysis: Callable[[torch.Tensor], torch.Tensor], x: torch
     """``analysis(x)`` for ``x`` of shape ``(1, 3, H, W)``, ``H`` and ``W`` multiples of the stride."""
     height, width = x.shape[-2] // STRIDE, x.shape[-1] // STRIDE
     y = None
-    for core, wide, inner in _tiles(height, width, tile):
-        part = analysis(x[..., _pixels(wide[0]), _pixels(wide[1])])[..., inner[0], inner[1]]
+    for core, wide, inner in latent_tiles(height, width, tile):
+        part = analysis(x[..., pixel_span(wide[0]), pixel_span(wide[1])])[..., inner[0], inner[1]]
         if y is None:
             y = part.new_empty((*part.shape[:2], height, width))
         y[..., core[0], core[1]] = part
@@ -71,11 +76,11 @@ def synthesis_in_tiles(
     """The ``(height, width, 3)`` uint8 image of ``synthesis(y)`` for latents ``(1, M, h, w)``,
     clamped to ``[0, 1]`` and cropped: each tile is converted to pixels as soon as it is made."""
     image = np.empty((height, width, 3), dtype=np.uint8)
-    for core, wide, inner in _tiles(y.shape[-2], y.shape[-1], tile):
-        rows, cols = _pixels(core[0]), _pixels(core[1])
+    for core, wide, inner in latent_tiles(y.shape[-2], y.shape[-1], tile):
+        rows, cols = pixel_span(core[0]), pixel_span(core[1])
         if rows.start >= height or cols.start >= width:
             continue
-        x = synthesis(y[..., wide[0], wide[1]])[0, :, _pixels(inner[0]), _pixels(inner[1])]
+        x = synthesis(y[..., wide[0], wide[1]])[0, :, pixel_span(inner[0]), pixel_span(inner[1])]
         rows, cols = slice(rows.start, min(rows.stop, height)), slice(cols.start, min(cols.stop, width))
         image[rows, cols] = to_image(x[:, : rows.stop - rows.start, : cols.stop - cols.start])
     return image

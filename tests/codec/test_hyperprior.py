@@ -17,6 +17,7 @@ from nicbook.errors import BitstreamError, NicbookError
 from nicbook.metrics import psnr
 from nicbook.nn.checkpoints import save_checkpoint
 from nicbook.nn.models import FactorizedPrior, MeanScaleHyperprior, ScaleHyperprior
+from nicbook.nn.tiling import TILE
 
 
 def _model(kind, seed: int = 0, N: int = 8, M: int = 12):
@@ -131,9 +132,22 @@ def test_a_hyperprior_file_needs_a_hyperprior_model(encoded, tiny_model):
         codec.decompress(factorized_file, _model(ScaleHyperprior))
 
 
-def test_refinement_is_refused_for_hyperpriors(model, image):
-    with pytest.raises(NicbookError, match="factorized"):
-        codec.compress(image, model, refinement=codec.LatentRefinement(0.01, 1))
+def test_zero_refinement_steps_give_the_plain_file(model, image, encoded):
+    """For both architectures (the shipped weights' search is tested in tests/codec/test_refinement.py)."""
+    assert codec.compress(image, model, refinement=codec.LatentRefinement(0.01, 0)) == encoded
+
+
+def test_refining_a_two_tile_image_searches_both_tiles(model, sample):
+    """Latents and hyper-latents are refined tile by tile (the shipped models' gain is tested in
+    tests/codec/test_refinement.py); the file decodes, and each tile's symbols moved."""
+    image = np.ascontiguousarray(np.concatenate([sample[:64], sample[64:128, :150]], axis=1))  # 64×918
+    refined = codec.compress(image, model, refinement=codec.LatentRefinement(0.01, 4, 0.3))
+    _, latents, _ = codec.decode_latents(refined, model)
+    _, plain, _ = codec.decode_latents(codec.compress(image, model), model)
+    assert latents.symbols.shape[-1] == 58 > TILE
+    for columns in (slice(0, TILE), slice(TILE, None)):
+        assert not np.array_equal(latents.symbols[..., columns], plain.symbols[..., columns])
+    assert codec.decompress(refined, model).shape == image.shape
 
 
 def test_command_line_round_trip_and_info(tmp_path, sample, capsys):
