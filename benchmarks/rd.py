@@ -94,9 +94,10 @@ def neural_points(
     """RD points of every shipped zoo model and every checkpoint, one curve per architecture, sorted
     by rate. A factorized model adds files with its own tables. When ``refine_steps`` is positive,
     the models of ``refine_architectures`` add files whose latents the encoder refined
-    (:mod:`nicbook.codec.refinement`), encoded by ``jobs`` processes of one thread each. A factorized
-    model's default files and those with its own tables code the same latents, so they decode to the
-    same image (``tests/codec/test_codec.py`` checks it), whose PSNR is measured once."""
+    (:mod:`nicbook.codec.refinement`), encoded by ``jobs`` processes of one thread each when ``jobs``
+    is more than 1. A factorized model's default files and those with its own tables code the same
+    latents, so they decode to the same image (``tests/codec/test_codec.py`` checks it), whose PSNR
+    is measured once."""
     sources = [(entry["name"], entry["lmbda"]) for entry in zoo.shipped()]
     sources += [(str(path), load_checkpoint(path)["train_config"]["lmbda"]) for path in checkpoints]
     points: dict[str, list[tuple[float, float]]] = {}
@@ -116,20 +117,21 @@ def neural_points(
         if refine_steps and model.architecture in refine_architectures:
             refined_tasks += [(model.architecture, source, lmbda, image) for image in images]
     if refined_tasks:
+        architectures, sources, lmbdas, refined_images = zip(*refined_tasks)
         with ProcessPoolExecutor(jobs, initializer=torch.set_num_threads, initargs=(1,)) if jobs > 1 else nullcontext() as pool:
             run = pool.map if pool else map
             outcomes = list(tqdm(
-                run(refined_point, *zip(*((source, lmbda, refine_steps, image) for _, source, lmbda, image in refined_tasks))),
+                run(refined_point, sources, lmbdas, [refine_steps] * len(refined_tasks), refined_images),
                 total=len(refined_tasks), desc=f"refined encoder, {refine_steps} steps",
             ))  # fmt: skip
         by_model: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
-        for (architecture, source, _, _), outcome in zip(refined_tasks, outcomes):
+        for architecture, source, outcome in zip(architectures, sources, outcomes):
             by_model.setdefault((architecture, source), []).append(outcome)
         for (architecture, _), measured in by_model.items():
             rates, psnrs, _ = zip(*measured)
             points.setdefault(refined_family(architecture), []).append((float(np.mean(rates)), float(np.mean(psnrs))))
-        seconds = [outcome[2] for outcome in outcomes]
-        print(f"refined encoder ({refine_steps} steps): {np.mean(seconds):.1f} s per image on average, one thread")
+        threads = ", one thread" if jobs > 1 else ""
+        print(f"refined encoder ({refine_steps} steps): {np.mean([o[2] for o in outcomes]):.1f} s per image on average{threads}")
     return {name: sorted(curve) for name, curve in points.items()}
 
 
