@@ -276,7 +276,7 @@ def _export(args) -> int:
 def _restore(args) -> int:
     from nicbook.release import restore_run
 
-    print(restore_run(args.quality, args.run))
+    print(restore_run(args.quality, args.run, args.model))
     return 0
 
 
@@ -294,7 +294,7 @@ def _add_training_commands(subparsers) -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     for field in fields(TrainConfig):
-        if field.name in {"lmbda", "steps", "out_dir", "init_from", "transforms_from", "amp"}:
+        if field.name in {"lmbda", "steps", "out_dir", "init_from", "transforms_from", "amp", "hyper_path_only"}:
             continue
         parser.add_argument("--" + field.name.replace("_", "-"), type=type(field.default), default=field.default)
     parser.add_argument("--init-from", default=None, help="checkpoint whose weights start a new run (fine-tuning)")
@@ -304,6 +304,11 @@ def _add_training_commands(subparsers) -> None:
         "a new run: a hyperprior warm-started from a trained factorized model",
     )
     parser.add_argument("--amp", action="store_true", help="bfloat16 autocast on CUDA")
+    parser.add_argument(
+        "--hyper-path-only", action="store_true",
+        help="train a hyperprior's hyper path alone on the latents of its frozen transforms (from "
+        "--init-from or --transforms-from); --patch-size is the crop side, a multiple of 64",
+    )
     parser.set_defaults(func=_train)
 
     export = subparsers.add_parser("export", help="ship a finished training run as zoo weights (package data)")
@@ -314,8 +319,10 @@ def _add_training_commands(subparsers) -> None:
     export.set_defaults(func=_export)
 
     restore = subparsers.add_parser("restore", help="write a shipped model out as a run folder, to train it further")
-    restore.add_argument("quality", type=int, help="zoo quality of the factorized model")
+    restore.add_argument("quality", type=int, help="zoo quality of the model")
     restore.add_argument("run", help="run folder to create; then `nicbook train --init-from RUN/checkpoint.pt`")
+    restore.add_argument("--model", default="factorized",
+                         help="zoo architecture (default factorized)")
     restore.set_defaults(func=_restore)
 
 

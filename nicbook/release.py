@@ -138,8 +138,11 @@ def _checkpoint_record(checkpoint: Path) -> dict:
         recipe.insert(
             0,
             f"{path.parent.name}: λ={config.get('lmbda')}, {state['step']} steps{start}, "
-            f"batch {config.get('batch_size')} of {config.get('patch_size')}px patches, "
-            f"{config.get('quantization')} proxy, Adam lr {config.get('lr')}"
+            + (f"hyper path alone, batch {config.get('batch_size')} of {config.get('patch_size')}px crops of "
+               "the latents, rounded" if config.get("hyper_path_only") else
+               f"batch {config.get('batch_size')} of {config.get('patch_size')}px patches, "
+               f"{config.get('quantization')} proxy")
+            + f", Adam lr {config.get('lr')}"
             + (f" (÷10 from step {config['lr_drop_at']})" if config.get("lr_drop_at") else "")
             + (f", seed {config['seed']}" if config.get("seed") else ""),
         )

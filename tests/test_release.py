@@ -151,3 +151,23 @@ def test_a_hyperprior_on_frozen_shipped_transforms_shares_their_file(tmp_path, w
     path.unlink()
     with pytest.raises(NicbookError, match="is missing"):
         zoo.load_checkpoint(shared)
+
+
+def test_a_restored_shipped_hyperprior_trains_its_hyper_path_further_and_still_shares_its_transforms(
+    tmp_path, weights, photos, tiny_config
+):
+    fit(tiny_config(tmp_path / "base", 3, batch_size=1), photos[:1], progress=False)
+    assert cli.main(["export", str(tmp_path / "base"), "--quality", "2"]) == 0
+    options = {"architecture": "hyperprior", "quantization": "mixed", "patch_size": 64, "hyper_path_only": True}
+    fit(tiny_config(tmp_path / "hyper", 2, **options, transforms_from=str(weights / "factorized-q2.pt")),
+        photos[:1], progress=False)  # fmt: skip
+    assert cli.main(["export", str(tmp_path / "hyper"), "--quality", "2"]) == 0
+    assert cli.main(["restore", "2", str(tmp_path / "restored"), "--model", "hyperprior"]) == 0
+    restored = tmp_path / "restored" / "checkpoint.pt"
+    fit(tiny_config(tmp_path / "further", 3, **options, init_from=str(restored)), photos[:1], progress=False)
+    assert cli.main(["export", str(tmp_path / "further"), "--quality", "2"]) == 0
+    entry = zoo.verified_entry("hyperprior-q2", weights)
+    assert entry["transforms"] == "factorized-q2" and entry["steps"] == 3 + 2 + 3
+    assert entry["recipe"][-1].startswith("further: λ=0.013, 3 steps from restored, hyper path alone")
+    further = zoo.load("hyperprior", 2)
+    assert torch.equal(further.analysis[0].weight, zoo.load("factorized", 2).analysis[0].weight)

@@ -27,7 +27,12 @@ Last, the scale hyperprior's ladder (:data:`HYPER_LADDER`) moves that trained hy
 path onto the frozen transforms of the factorized model of each quality (``--init-from`` and
 ``--transforms-from`` together) and trains it there on large patches for :data:`LADDER_STEPS`, two
 at a time (quality 4 too, on its own transforms); a frozen transform is exactly the factorized
-model's, so the zoo file of such a model names the factorized file instead of repeating it. Every run resumes from its checkpoint when the command is run again, so the recipe
+model's, so the zoo file of such a model names the factorized file instead of repeating it. Each
+rung's hyper path then trains once more, alone, on the latents of its frozen transforms
+(``--hyper-path-only``, :data:`HYPER_PATH_STEPS`): the photos are analysed once and every step
+prices crops of their rounded latents, so a step costs a fraction of a full one and covers
+sixteen 256×256 crops; this is what the scale hyperprior ships. Every run resumes from its
+checkpoint when the command is run again, so the recipe
 can be spread over several sittings. The run each quality ships (:func:`shipped_run`) is exported
 into the package with ``python -m nicbook export``; the recipe ends by printing those commands
 (see ``training/README.md``).
@@ -80,6 +85,11 @@ HYPER_LARGE_PATCHES = ["--patch-size", "256", "--batch-size", "2"]
 #: 1 and 3 are left out: the wheel that carries all shipped weights must stay under PyPI's 100 MB.
 HYPER_LADDER = (0, 2, 4, 5, 6, 7, 8)
 LADDER_STEPS = (1_600, 1_200)
+#: The last stage of every rung of the ladder: its hyper path alone on the latents of its frozen
+#: transforms, from the ladder run; steps, the step of the tenfold drop, learning rate and crops.
+HYPER_PATH_STEPS = (3_500, 2_800)
+HYPER_PATH_LR = "5e-4"
+HYPER_PATH_CROPS = ["--patch-size", "256", "--batch-size", "16"]
 
 
 def train(out: Path, quality: int, steps: int, extra: list[str], threads: int, architecture: str = "factorized") -> None:
@@ -158,14 +168,28 @@ def hyperprior_rung(runs: Path, quality: int, threads: int, polish_rounds: int) 
     train(ladder_run(runs, quality), quality, steps, extra, threads, "hyperprior")
 
 
+def hyper_path_rung(runs: Path, quality: int, threads: int) -> None:
+    """Train the hyper path of the scale hyperprior at ``quality`` alone, on its frozen transforms'
+    latents, from its ladder run."""
+    steps, drop_at = HYPER_PATH_STEPS
+    extra = [*HYPER_PATH_CROPS, "--architecture", "hyperprior", "--hyper-path-only", "--lr", HYPER_PATH_LR,
+             "--init-from", str(ladder_run(runs, quality) / "checkpoint.pt"), "--lr-drop-at", str(drop_at)]  # fmt: skip
+    train(hyper_path_run(runs, quality), quality, steps, extra, threads, "hyperprior")
+
+
 def large_hyperprior_run(runs: Path, architecture: str, quality: int) -> Path:
     """A hyperprior's second stage, on large patches: what the mean-scale model ships."""
     return runs / f"{architecture}-q{quality}-large"
 
 
 def ladder_run(runs: Path, quality: int) -> Path:
-    """The run each scale hyperprior ships: its rung of the ladder."""
+    """A scale hyperprior's rung of the ladder."""
     return runs / f"hyperprior-q{quality}-ladder"
+
+
+def hyper_path_run(runs: Path, quality: int) -> Path:
+    """The run each scale hyperprior ships: its hyper path trained alone after the ladder."""
+    return runs / f"hyperprior-q{quality}-latents"
 
 
 def side_by_side(runs: list[Callable[[], None]]) -> None:
@@ -216,11 +240,12 @@ def main() -> None:
                   for architecture in HYPERPRIORS for quality in HYPER_QUALITIES])  # fmt: skip
     side_by_side([partial(hyperprior_rung, runs, quality, args.threads, args.polish_rounds)
                   for quality in HYPER_LADDER])  # fmt: skip
+    side_by_side([partial(hyper_path_rung, runs, quality, args.threads) for quality in HYPER_LADDER])
     print("export the shipped runs into the package (add --hardware to say where they trained):")
     for quality in CONFIGURATIONS["factorized"]:
         print(f"python -m nicbook export {shipped_run(runs, quality, args.polish_rounds)} "
               f"--quality {quality} --kodak $NICBOOK_DATA/kodak")
-    shipped_hyper = [(ladder_run(runs, quality), quality) for quality in HYPER_LADDER] + [
+    shipped_hyper = [(hyper_path_run(runs, quality), quality) for quality in HYPER_LADDER] + [
         (large_hyperprior_run(runs, "mean-scale", quality), quality) for quality in HYPER_QUALITIES]
     for run, quality in shipped_hyper:
         print(f"python -m nicbook export {run} --quality {quality} --kodak $NICBOOK_DATA/kodak")

@@ -124,15 +124,11 @@ class LatentRefinement:
         def rounded_loss(
             target: torch.Tensor, y: torch.Tensor, z: torch.Tensor
         ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
-            z_hat = round_straight_through(z, entropy_model.medians)
-            scales, means = _cropped_to(model.gaussian_parameters(z_hat), y)
-            offset = 0.0 if means is None else means
-            y_hat = round_straight_through(y - offset) + offset
-            likelihoods = model.conditional.likelihood(y_hat, scales, means)
-            side_bits = -torch.log2(entropy_model.likelihood(z_hat)).sum()
-            bits = -torch.log2(likelihoods).sum() + side_bits
-            output = ModelOutput(_decoded(model, y_hat, target), likelihoods, bits, side_bits)
-            return rd_loss(output, target, self.lmbda)["loss"], (y_hat, z_hat)
+            terms = model.rate_terms(y, "ste", "ste", entropy_model.medians, hyper_latents=z)
+            y_hat = terms.decoded_latents
+            bits = terms.latent_bits + terms.side_bits
+            output = ModelOutput(_decoded(model, y_hat, target), terms.latent_likelihoods, bits, terms.side_bits)
+            return rd_loss(output, target, self.lmbda)["loss"], (y_hat, terms.decoded_side)
 
         y_hat, z_hat = self._search_in_tiles(rounded_loss, x, size, (latents, hyper_latents), (1, HYPER_STRIDE), progress)
         return y_hat, z_hat
@@ -211,14 +207,6 @@ def _core_mask(part: torch.Tensor, inner: tuple[slice, slice], stride: int) -> t
     mask = part.new_zeros((1, 1, *part.shape[-2:]))
     mask[..., _coarse(inner[0], stride), _coarse(inner[1], stride)] = 1.0
     return mask
-
-
-def _cropped_to(
-    parameters: tuple[torch.Tensor, torch.Tensor | None], y: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Scales and means cropped to the positions of ``y``: the hyper-synthesis gives a multiple of 4."""
-    height, width = y.shape[-2:]
-    return tuple(None if value is None else value[..., :height, :width] for value in parameters)
 
 
 def _decoded(model: FactorizedPrior | ScaleHyperprior, y_hat: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -12,6 +12,7 @@
 ``nicbook.nn.config``               what defines a training run (plain Python, no torch)
 ``nicbook.nn.checkpoints``          checkpoint files and training logs
 ``nicbook.nn.training``             the training loop (CPU, GPU, ``torchrun``)
+``nicbook.nn.latent_training``      a hyperprior's hyper path alone, on cached latents
 ==================================  ==========================================================
 
 Importing this package imports none of its modules; loading a shipped model

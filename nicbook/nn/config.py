@@ -1,7 +1,7 @@
 """What defines a training run: :class:`TrainConfig`, stored in its checkpoints.
 
-Plain Python (no torch), so the command line can build its options from it without loading the
-training loop (:mod:`nicbook.nn.training`).
+Plain Python and numpy (no torch), so the command line can build its options from it without
+loading the training loop (:mod:`nicbook.nn.training`).
 """
 
 from __future__ import annotations
@@ -9,7 +9,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = ["TrainConfig", "check_config"]
+import numpy as np
+
+__all__ = ["TrainConfig", "check_config", "step_seed"]
 
 
 @dataclass
@@ -32,6 +34,10 @@ class TrainConfig:
     ``freeze_transforms_until`` keeps the analysis and synthesis transforms as they are for the
     steps before it (0: never): a hyperprior warm-started from trained transforms first learns
     its hyper path alone, which also makes those steps cheaper, and then everything together.
+    ``hyper_path_only`` trains a hyperprior's hyper path alone for the whole run, on the latents of
+    its frozen transforms (those of ``init_from`` or ``transforms_from``), analysed once
+    (:mod:`nicbook.nn.latent_training`): much cheaper per step, and the latents priced exactly as
+    the codec rounds them; ``patch_size`` is then the side of the crops in pixels (a multiple of 64).
     """
 
     architecture: str = "factorized"
@@ -44,6 +50,7 @@ class TrainConfig:
     lr: float = 1e-4
     lr_drop_at: int = 0
     freeze_transforms_until: int = 0
+    hyper_path_only: bool = False
     quantization: str = "noise"
     seed: int = 0
     device: str = "auto"
@@ -65,4 +72,17 @@ def check_config(config: TrainConfig) -> TrainConfig:
         raise ValueError("steps and batch size must be positive, patch size a multiple of 16")
     if not math.isfinite(config.lmbda) or config.lmbda < 0:
         raise ValueError("lmbda must be a non-negative number")
+    if config.hyper_path_only:
+        if config.architecture not in ("hyperprior", "mean-scale"):
+            raise ValueError("hyper_path_only trains a hyperprior's hyper path: use a hyperprior architecture")
+        if not (config.init_from or config.transforms_from):
+            raise ValueError("hyper_path_only keeps trained transforms: give init_from or transforms_from")
+        if config.patch_size % 64:
+            raise ValueError("with hyper_path_only the patch size must be a multiple of 64 (whole hyper-latents)")
     return config
+
+
+def step_seed(seed: int, rank: int, step: int) -> int:
+    """The seed of the random draws of ``step`` on ``rank`` of a run seeded with ``seed``: a resumed
+    run draws what an uninterrupted one would."""
+    return int(np.random.SeedSequence([seed, rank, step]).generate_state(1, dtype=np.uint64)[0] >> 1)

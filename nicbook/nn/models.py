@@ -39,6 +39,7 @@ __all__ = [
     "FactorizedPrior",
     "MeanScaleHyperprior",
     "ModelOutput",
+    "RateTerms",
     "ScaleHyperprior",
     "build_model",
     "rd_loss",
@@ -61,6 +62,29 @@ class ModelOutput:
     likelihoods: torch.Tensor | None
     bits: torch.Tensor
     side_bits: torch.Tensor | None = None
+
+
+@dataclass
+class RateTerms:
+    """A hyperprior's rate of some latents: what :meth:`ScaleHyperprior.rate_terms` returns.
+
+    ``decoded_latents`` and ``decoded_side`` are the quantized latents the synthesis sees and the
+    quantized hyper-latents the hyper-synthesis sees (the proxy's); the two likelihoods have the
+    shapes of the latents and of the hyper-latents.
+    """
+
+    decoded_latents: torch.Tensor
+    decoded_side: torch.Tensor
+    latent_likelihoods: torch.Tensor
+    side_likelihoods: torch.Tensor
+
+    @property
+    def latent_bits(self) -> torch.Tensor:
+        return -torch.log2(self.latent_likelihoods).sum()
+
+    @property
+    def side_bits(self) -> torch.Tensor:
+        return -torch.log2(self.side_likelihoods).sum()
 
 
 class Autoencoder(nn.Module):
@@ -183,21 +207,39 @@ class ScaleHyperprior(CompressiveAutoencoder):
         """Scales (and means, ``None`` here) of the latents' Gaussians from rounded hyper-latents."""
         return self.hyper_synthesis(z_hat), None
 
+    def rate_terms(
+        self,
+        y: torch.Tensor,
+        side_mode: str,
+        latent_mode: str,
+        medians: torch.Tensor | None,
+        hyper_latents: torch.Tensor | None = None,
+    ) -> RateTerms:
+        """The likelihoods of latents ``y`` ``(B, M, h, w)`` and of their hyper-latents, with the
+        quantization proxies ``side_mode`` for the hyper-latents (rounded around ``medians``) and
+        ``latent_mode`` for the latents (rounded around the means).
+
+        The hyper-latents are ``h_a(y)`` unless given (the refining encoder searches them). The
+        forward pass uses one proxy for both; training the hyper path on fixed latents
+        (:mod:`nicbook.nn.latent_training`) rounds the latents exactly, as the codec does.
+        """
+        z = quantize(self.hyper_latents(y) if hyper_latents is None else hyper_latents, side_mode, medians)
+        z_likelihoods = self.hyper_entropy_model.likelihood(z.for_rate)
+        height, width = y.shape[-2:]  # h_s gives 4 positions per hyper-latent, a multiple of 4
+        scales, means = (None if value is None else value[..., :height, :width]
+                         for value in self.gaussian_parameters(z.for_distortion))  # fmt: skip
+        offset = means if means is not None else 0.0
+        y_hat = quantize(y - offset, latent_mode)
+        y_likelihoods = self.conditional.likelihood(y_hat.for_rate + offset, scales, means)
+        return RateTerms(y_hat.for_distortion + offset, z.for_distortion, y_likelihoods, z_likelihoods)
+
     def forward(self, x: torch.Tensor) -> ModelOutput:
         y = self.analysis(x)
-        entropy_model = self.hyper_entropy_model
-        mode, medians = self._rounding(entropy_model)
+        mode, medians = self._rounding(self.hyper_entropy_model)
         with torch.autocast(y.device.type, enabled=False):
-            y = y.float()
-            z = quantize(self.hyper_latents(y), mode, medians)
-            z_likelihoods = entropy_model.likelihood(z.for_rate)
-            scales, means = self.gaussian_parameters(z.for_distortion)
-            offset = means if means is not None else 0.0
-            y_hat = quantize(y - offset, mode)
-            y_likelihoods = self.conditional.likelihood(y_hat.for_rate + offset, scales, means)
-        x_hat = self.synthesis(y_hat.for_distortion + offset)
-        side_bits = -torch.log2(z_likelihoods).sum()
-        return ModelOutput(x_hat, y_likelihoods, -torch.log2(y_likelihoods).sum() + side_bits, side_bits)
+            terms = self.rate_terms(y.float(), mode, mode, medians)
+        x_hat = self.synthesis(terms.decoded_latents)
+        return ModelOutput(x_hat, terms.latent_likelihoods, terms.latent_bits + terms.side_bits, terms.side_bits)
 
 
 class MeanScaleHyperprior(ScaleHyperprior):

@@ -24,7 +24,6 @@ import time
 import warnings
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
@@ -41,8 +40,9 @@ from nicbook.nn.checkpoints import (
     load_weights,
     save_checkpoint,
 )
-from nicbook.nn.config import TrainConfig
+from nicbook.nn.config import TrainConfig, check_config, step_seed
 from nicbook.nn.entropy_models import FactorizedEntropyModel
+from nicbook.nn.latent_training import fit_hyper_path
 from nicbook.nn.models import Autoencoder, build_model, rd_loss
 from nicbook.nn.ops import resolve_device
 from nicbook.nn.tensors import PatchDataset
@@ -53,15 +53,11 @@ __all__ = ["TrainConfig", "evaluate_patches", "fit"]
 _VALIDATION_STREAM = 2**31 - 1
 
 
-def _step_seed(seed: int, rank: int, step: int) -> int:
-    return int(np.random.SeedSequence([seed, rank, step]).generate_state(1, dtype=np.uint64)[0] >> 1)
-
-
 def _training_batch(
     dataset: PatchDataset, batch_size: int, seed: int, rank: int, step: int
 ) -> torch.Tensor:
     """Patches for ``step`` on ``rank``; also seeds torch so the step's quantization noise is fixed."""
-    torch.manual_seed(_step_seed(seed, rank, step))
+    torch.manual_seed(step_seed(seed, rank, step))
     items = torch.randint(0, len(dataset), (batch_size,)).tolist()
     return torch.stack([dataset[item] for item in items])
 
@@ -69,7 +65,7 @@ def _training_batch(
 def _validation_batch(paths: list[Path], config: TrainConfig) -> torch.Tensor:
     """A fixed set of patches of the held-out photos (the same for every validation round)."""
     dataset = PatchDataset(paths, config.patch_size)
-    torch.manual_seed(_step_seed(config.seed, _VALIDATION_STREAM, 0))
+    torch.manual_seed(step_seed(config.seed, _VALIDATION_STREAM, 0))
     return torch.stack([dataset[item % len(dataset)] for item in range(config.validation_patches)])
 
 
@@ -153,6 +149,7 @@ def fit(config: TrainConfig, paths: list[Path] | None = None, progress: bool = T
     )
     torch.manual_seed(config.seed)
     try:
+        check_config(config)
         model = build_model(
             {"architecture": config.architecture, "N": config.N, "M": config.M,
              "quantization": config.quantization}  # fmt: skip
@@ -163,6 +160,13 @@ def fit(config: TrainConfig, paths: list[Path] | None = None, progress: bool = T
     start = _resume(config, model, optimizer)  # loading moves the optimiser state to the device
     if out_dir is not None and group.is_main:
         drop_log_after(out_dir / LOG_NAME, start)
+    if config.hyper_path_only:
+        if group.world_size > 1:
+            group.close()
+            raise NicbookError("the hyper path alone trains in one process; run it without torchrun")
+        fit_hyper_path(config, model, optimizer, train_paths, validation_paths, start, out_dir, progress)
+        FactorizedEntropyModel.update_all(model)
+        return model.eval()
     dataset = PatchDataset(train_paths, config.patch_size)
     validation = _validation_batch(validation_paths, config).to(device) if group.is_main else None
     try:

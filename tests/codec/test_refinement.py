@@ -128,12 +128,12 @@ def test_refined_hyperprior_files_cost_less_and_move_the_side_information(archit
 def test_the_command_line_refines_a_hyperprior_with_its_zoo_lambda(tmp_path, sample, capsys):
     """The zoo knows the λ; the refined file is another file of the same model, and decodes."""
     picture, plain, refined, decoded = (tmp_path / name for name in ("in.png", "plain.nic", "refined.nic", "out.png"))
-    save_image(sample[:45, :70], picture)
+    save_image(sample[:96, :128], picture)
     model = ("--model", "hyperprior", "--quality", "0")
     assert cli.main(["encode", str(picture), str(plain), *model]) == 0
     assert cli.main(["encode", str(picture), str(refined), *model, "--refine", "4"]) == 0
     assert refined.read_bytes() != plain.read_bytes()
-    assert cli.main(["decode", str(refined), str(decoded)]) == 0 and load_image(decoded).shape == (45, 70, 3)
+    assert cli.main(["decode", str(refined), str(decoded)]) == 0 and load_image(decoded).shape == (96, 128, 3)
     capsys.readouterr()
 
 
