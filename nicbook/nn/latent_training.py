@@ -33,13 +33,14 @@ from nicbook.nn.tiling import analysis_in_tiles
 
 __all__ = ["LatentCrops", "fit_hyper_path", "hyper_path_rate"]
 
+
 class LatentCrops:
     """The latents of photos under a model's analysis transform, and random crops of them.
 
     Each photo is cut to sides that are multiples of 16 (its ragged edge dropped, not padded: a
     padded edge's latents are unlike a photo's) and analysed once, tile by tile
     (:func:`~nicbook.nn.tiling.analysis_in_tiles`), so memory per photo is bounded by a tile; the
-    latents are kept in float16 on the model's device (about 0.4 MB per 768×512 photo).
+    latents are kept in float16 on the model's device (about 0.6 MB per 768×512 photo).
     """
 
     def __init__(self, model: ScaleHyperprior, paths: Sequence[Path], progress: bool = True) -> None:
