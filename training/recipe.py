@@ -32,9 +32,9 @@ rung's hyper path then trains once more, alone, on the latents of its frozen tra
 (``--hyper-path-only``, :data:`HYPER_PATH_STEPS`): the photos are analysed once and every step
 prices crops of their rounded latents, so a step costs a fraction of a full one and covers
 sixteen 256×256 crops; this is what the scale hyperprior ships. Every run resumes from its
-checkpoint when the command is run again, so the recipe can be spread over several sittings. The run each quality ships (:func:`shipped_run`) is exported
-into the package with ``python -m nicbook export``; the recipe ends by printing those commands
-(see ``training/README.md``).
+checkpoint when the command is run again, so the recipe can be spread over several sittings.
+The run each quality ships (:func:`shipped_run`) is exported into the package with ``python -m
+nicbook export``; the recipe ends by printing those commands (see ``training/README.md``).
 """
 
 from __future__ import annotations
