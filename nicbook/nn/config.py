@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["TrainConfig", "check_config", "step_seed"]
+__all__ = ["TrainConfig", "check_config", "learning_rate", "step_seed"]
 
 
 @dataclass
@@ -86,3 +86,8 @@ def step_seed(seed: int, rank: int, step: int) -> int:
     """The seed of the random draws of ``step`` on ``rank`` of a run seeded with ``seed``: a resumed
     run draws what an uninterrupted one would."""
     return int(np.random.SeedSequence([seed, rank, step]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+def learning_rate(config: TrainConfig, step: int) -> float:
+    """The learning rate at ``step``: ``lr``, and a tenth of it from ``lr_drop_at`` on (when set)."""
+    return config.lr / 10 if 0 < config.lr_drop_at <= step else config.lr

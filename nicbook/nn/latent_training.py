@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from nicbook.data import load_image
 from nicbook.errors import DataNotFoundError
 from nicbook.nn.checkpoints import CHECKPOINT_NAME, LOG_NAME, append_log, save_checkpoint
-from nicbook.nn.config import TrainConfig, step_seed
+from nicbook.nn.config import TrainConfig, learning_rate, step_seed
 from nicbook.nn.models import STRIDE, ScaleHyperprior
 from nicbook.nn.tensors import to_tensor
 from nicbook.nn.tiling import analysis_in_tiles
@@ -125,7 +125,7 @@ def fit_hyper_path(
                desc="training the hyper path")  # fmt: skip
     for step in bar:
         for group in optimizer.param_groups:
-            group["lr"] = config.lr / 10 if 0 < config.lr_drop_at <= step else config.lr
+            group["lr"] = learning_rate(config, step)
         torch.manual_seed(step_seed(config.seed, 0, step))
         latent_bits, side_bits = hyper_path_rate(model, training.crops(config.batch_size, side))
         pixels = config.batch_size * config.patch_size**2

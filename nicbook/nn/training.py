@@ -40,7 +40,7 @@ from nicbook.nn.checkpoints import (
     load_weights,
     save_checkpoint,
 )
-from nicbook.nn.config import TrainConfig, check_config, step_seed
+from nicbook.nn.config import TrainConfig, check_config, learning_rate, step_seed
 from nicbook.nn.entropy_models import FactorizedEntropyModel
 from nicbook.nn.latent_training import fit_hyper_path
 from nicbook.nn.models import Autoencoder, build_model, rd_loss
@@ -218,7 +218,7 @@ def _run_steps(
     distributed = isinstance(trained, DistributedDataParallel)
     for step in bar:
         for group in optimizer.param_groups:
-            group["lr"] = config.lr / 10 if 0 < config.lr_drop_at <= step else config.lr
+            group["lr"] = learning_rate(config, step)
         frozen = step < config.freeze_transforms_until
         if not distributed:  # no gradients computed for frozen weights (DDP keeps its parameter set)
             for parameter in transforms:
